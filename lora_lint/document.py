@@ -1,0 +1,268 @@
+"""Load a YAML or JSON file into plain values plus the position of every key.
+
+YAML is composed once with libyaml (safe: tags are never constructed into objects),
+then turned into Python values from the same nodes. That is about as fast as a plain
+``yaml.safe_load``, and it sees what a plain load hides: duplicate keys, ``2e-4`` read
+as a string, ``yes``/``on`` read as booleans, unsafe tags, alias bombs.
+
+JSON is parsed by the C ``json`` module; positions come from a small scan of the text.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import re
+
+TYPE_CHECKING = False  # `typing` and `dataclasses` cost ~10 ms of start-up
+if TYPE_CHECKING:
+    from typing import Any
+
+import yaml
+
+from lora_lint.lora_setup import Location, ReaderNote
+
+try:  # libyaml is in every PyYAML wheel; the pure-Python loader is the fallback.
+    from yaml import CSafeLoader as _SafeLoader
+except ImportError:  # pragma: no cover
+    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
+
+MAX_BYTES = 5 * 1024 * 1024
+"""Larger files are not LoRA configs; refusing them bounds time and memory."""
+MAX_NODES = 200_000
+"""Bound on values built, counting every alias expansion: defeats alias bombs."""
+MAX_DEPTH = 100
+"""LoRA configs nest a few levels; deeper input is hostile or not a config."""
+
+KeyPath = tuple  # of str keys and int list indexes, e.g. ("datasets", 0, "path")
+
+_TAG_STR = "tag:yaml.org,2002:str"
+_TAG_BOOL = "tag:yaml.org,2002:bool"
+_TAG_NULL = "tag:yaml.org,2002:null"
+_SAFE_SCALAR_TAGS = {
+    _TAG_STR,
+    _TAG_BOOL,
+    _TAG_NULL,
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:timestamp",
+    "tag:yaml.org,2002:binary",
+}
+_NUMBER_LIKE = re.compile(r"^[-+]?(\d[\d_]*)?\.?\d*[eE][-+]?\d+$")
+_YAML_BOOL_WORDS = {"yes", "no", "on", "off", "y", "n"}
+
+
+class InputError(Exception):
+    """A file that cannot be read as a config. Reported as one line with its position."""
+
+    def __init__(self, message: str, line: int = 1, column: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+
+
+class Document:
+    """Plain values of a file, where each key sits, and what loading noticed."""
+
+    __slots__ = ("path", "data", "text", "positions", "notes")
+
+    def __init__(self, path: str, data: Any, text: str) -> None:
+        self.path = path
+        self.data = data
+        self.text = text
+        self.positions: dict[KeyPath, Location] = {}
+        self.notes: list[ReaderNote] = []
+
+    def location(self, *path: str | int) -> Location | None:
+        return self.positions.get(tuple(path))
+
+
+def key_string(path: KeyPath) -> str:
+    """``("datasets", 0, "path")`` -> ``"datasets[0].path"``."""
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def decode(raw: bytes) -> str:
+    """Bytes to text, refusing binary and undecodable input with a position."""
+    if len(raw) > MAX_BYTES:
+        raise InputError(f"file too large ({len(raw) / 1e6:.1f} MB; limit {MAX_BYTES / 1e6:.0f} MB)")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise InputError(f"not valid UTF-16: {exc.reason}") from None
+    if b"\x00" in raw[:8192]:
+        raise InputError("binary file (contains NUL bytes), not a config")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - raw.rfind(b"\n", 0, exc.start)
+        raise InputError(f"not valid UTF-8 (byte 0x{raw[exc.start]:02x})", line, column) from None
+
+
+def load_yaml(path: str, text: str) -> Document:
+    doc = Document(path, None, text)
+    try:
+        node = yaml.compose(text, Loader=_SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        problem = exc.problem or exc.context or "invalid YAML"
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        raise InputError(f"invalid YAML: {problem}", line, column) from None
+    except yaml.YAMLError as exc:
+        raise InputError(f"invalid YAML: {exc}") from None
+    except RecursionError:
+        raise InputError(f"nesting deeper than {MAX_DEPTH} levels") from None
+    if node is not None:
+        doc.data = _YamlBuilder(doc).build(node, (), 0)
+    return doc
+
+
+def _loc(node: yaml.Node, path: KeyPath) -> Location:
+    return Location(node.start_mark.line + 1, node.start_mark.column + 1, key_string(path))
+
+
+class _YamlBuilder:
+    """Turns composed nodes into plain values, recording positions and traps."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.count = 0
+        self.scalars = _SafeLoader("")  # only used to construct scalar values from nodes
+
+    def build(self, node: yaml.Node, path: KeyPath, depth: int) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise InputError(f"too many values (over {MAX_NODES:,}, aliases expanded): not a config", *_pos(node))
+        if depth > MAX_DEPTH:
+            raise InputError(f"nesting deeper than {MAX_DEPTH} levels", *_pos(node))
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path, depth)
+        if isinstance(node, yaml.SequenceNode):
+            self._check_tag(node, "tag:yaml.org,2002:seq")
+            return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
+        return self._scalar(node, path)
+
+    def _check_tag(self, node: yaml.Node, expected: str) -> None:
+        if node.tag != expected:
+            raise InputError(f"unsupported YAML tag {node.tag!r} (only plain data is read)", *_pos(node))
+
+    def _mapping(self, node: yaml.MappingNode, path: KeyPath, depth: int) -> dict[Any, Any]:
+        self._check_tag(node, "tag:yaml.org,2002:map")
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                merged = self.build(value_node, path, depth + 1)
+                for part in merged if isinstance(merged, list) else [merged]:
+                    if isinstance(part, dict):
+                        for k, v in part.items():
+                            result.setdefault(k, v)
+                continue
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise InputError("a mapping key must be a plain value", *_pos(key_node))
+            key = self._scalar(key_node, path)
+            key = key if isinstance(key, (str, int)) else str(key)
+            child = path + (key,)
+            location = _loc(key_node, child)
+            if key in result:
+                first = self.doc.positions.get(child)
+                self.doc.notes.append(
+                    ReaderNote("duplicate-key", location, {"key": key_string(child), "first_line": first.line if first else None})
+                )
+            self.doc.positions[child] = location
+            result[key] = self.build(value_node, child, depth + 1)
+        return result
+
+    def _scalar(self, node: yaml.Node, path: KeyPath) -> Any:
+        if node.tag not in _SAFE_SCALAR_TAGS:
+            raise InputError(f"unsupported YAML tag {node.tag!r} (only plain data is read)", *_pos(node))
+        plain = not node.style  # libyaml marks plain scalars with "", the Python composer with None
+        if plain and node.tag == _TAG_STR and _NUMBER_LIKE.match(node.value):
+            self.doc.notes.append(ReaderNote("yaml-string-number", _loc(node, path), {"key": key_string(path), "text": node.value}))
+        if plain and node.tag == _TAG_BOOL and node.value.lower() in _YAML_BOOL_WORDS:
+            self.doc.notes.append(ReaderNote("yaml-bool-word", _loc(node, path), {"key": key_string(path), "text": node.value}))
+        if node.tag == _TAG_STR:
+            return node.value
+        try:
+            return self.scalars.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            raise InputError(f"invalid value: {exc}", *_pos(node)) from None
+
+
+def _pos(node: yaml.Node) -> tuple[int, int]:
+    return node.start_mark.line + 1, node.start_mark.column + 1
+
+
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\],:]|[^\s{}\[\],:"]+', re.S)
+
+
+def load_json(path: str, text: str) -> Document:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"invalid JSON: {exc.msg}", exc.lineno, exc.colno) from None
+    except RecursionError:
+        raise InputError("nesting too deep") from None
+    doc = Document(path, data, text)
+    _index_json(doc)
+    return doc
+
+
+def _index_json(doc: Document) -> None:
+    """Record the position of every object key by walking the token stream."""
+    text = doc.text
+    line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
+    # containers: stack of [path, kind, next_index]; kind is "{" or "["
+    stack: list[list[Any]] = []
+    pending_key: str | None = None
+    expect_key = False
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token in "{[":
+            path = _json_value_path(stack, pending_key)
+            stack.append([path, token, 0])
+            pending_key, expect_key = None, token == "{"
+        elif token in "}]":
+            stack.pop()
+            expect_key = False
+            if stack and stack[-1][1] == "[":
+                stack[-1][2] += 1
+        elif token == ",":
+            if stack and stack[-1][1] == "{":
+                expect_key = True
+        elif token == ":":
+            expect_key = False
+        elif expect_key and token.startswith('"') and stack:
+            pending_key = json.loads(token)
+            line = bisect.bisect_right(line_starts, match.start())
+            path = stack[-1][0] + (pending_key,)
+            location = Location(line, match.start() - line_starts[line - 1] + 1, key_string(path))
+            if path in doc.positions:
+                first = doc.positions[path]
+                doc.notes.append(ReaderNote("duplicate-key", location, {"key": key_string(path), "first_line": first.line}))
+            doc.positions[path] = location
+        elif stack and stack[-1][1] == "[":
+            stack[-1][2] += 1
+
+
+def _json_value_path(stack: list[list[Any]], pending_key: str | None) -> KeyPath:
+    if not stack:
+        return ()
+    parent_path, kind, index = stack[-1]
+    return parent_path + ((pending_key,) if kind == "{" else (index,))
+
+
+def load_document(path: str, raw: bytes) -> Document:
+    """Decode and parse ``raw``; JSON by extension or leading brace, YAML otherwise."""
+    text = decode(raw)
+    if path.endswith(".json"):
+        return load_json(path, text)
+    return load_yaml(path, text)
