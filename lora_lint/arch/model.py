@@ -1,0 +1,151 @@
+"""The model as PEFT sees it: every named module that holds parameters, with its shapes.
+
+PEFT decides what to adapt by matching target names against the full module names
+of ``model.named_modules()`` and by looking at each module's type. This module
+describes exactly that, without torch: a flat list of :class:`Module` records named
+as transformers names them (``model.layers.3.self_attn.q_proj``), built by
+:mod:`lora_lint.arch.families` from a ``config.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from math import prod
+
+LINEAR = "Linear"  # torch.nn.Linear and its subclasses
+CONV1D = "Conv1D"  # transformers.pytorch_utils.Conv1D (GPT-2): weight stored as (in, out)
+EMBEDDING = "Embedding"  # torch.nn.Embedding and its subclasses
+NORM = "Norm"  # LayerNorm / RMSNorm variants
+EXPERTS = "Experts"  # fused MoE experts: 3-D parameters, not nn.Linear
+ROUTER = "Router"  # MoE top-k router: a weight parameter, not nn.Linear
+CONTAINER = "Container"  # a module that only groups others (attention block, MLP, layer)
+
+LORA_MODULE_KINDS = frozenset({LINEAR, CONV1D, EMBEDDING})
+"""Module types LoRA can wrap among those the supported families contain."""
+ALL_LINEAR_KINDS = frozenset({LINEAR, CONV1D})
+"""What PEFT's ``all-linear`` collects (``isinstance(m, (nn.Linear, Conv1D))``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Module:
+    """One named module and the parameters it owns directly.
+
+    For Linear and Conv1D, ``in_features``/``out_features`` are the layer's; for an
+    Embedding they are ``num_embeddings``/``embedding_dim`` (the shapes PEFT gives
+    ``lora_embedding_A``/``B``). ``tied_to`` names the module whose weight this module
+    shares, so that the shared tensor is counted once, as ``named_parameters()`` does.
+    """
+
+    name: str
+    kind: str
+    params: tuple[tuple[str, tuple[int, ...]], ...] = ()
+    in_features: int = 0
+    out_features: int = 0
+    tied_to: str | None = None
+
+    @property
+    def bias(self) -> bool:
+        return any(param == "bias" for param, _ in self.params)
+
+    def numel(self, param: str) -> int:
+        return next(prod(shape) for name, shape in self.params if name == param)
+
+    @property
+    def own_numel(self) -> int:
+        """Parameters this module contributes to a de-duplicated count (a tied weight counts at its source)."""
+        return sum(prod(shape) for name, shape in self.params if not (self.tied_to and name == "weight"))
+
+    @property
+    def full_numel(self) -> int:
+        """Parameters of a deep copy of this module (a copy never shares a tied weight)."""
+        return sum(prod(shape) for _, shape in self.params)
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A model family instantiated from one config, for one task head."""
+
+    family: str  # the config's model_type
+    task_type: str  # CAUSAL_LM | SEQ_CLS | SEQ_2_SEQ_LM
+    modules: tuple[Module, ...]
+    num_layers: int
+    hidden_size: int
+    vocab_size: int
+    tied_embeddings: bool
+    input_embedding: str  # name of get_input_embeddings()
+    output_layer: str | None  # name of get_output_embeddings(); None for classifier heads
+    classifier_head: str | None = None  # the top-level `score`/`classifier` module of a SEQ_CLS model
+    moe_conversion: str | None = None  # PEFT's transformers-v5 MoE target conversion ("mixtral" | "qwen2_moe")
+    default_targets: tuple[str, ...] | None = None  # PEFT's per-model_type default target_modules
+    config: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @cached_property
+    def by_name(self) -> dict[str, Module]:
+        return {module.name: module for module in self.modules}
+
+    @cached_property
+    def module_names(self) -> tuple[str, ...]:
+        """Every name ``named_modules()`` yields that matters: modules with parameters and their ancestors."""
+        names: dict[str, None] = {}
+        for module in self.modules:
+            parts = module.name.split(".")
+            for depth in range(1, len(parts)):
+                names.setdefault(".".join(parts[:depth]), None)
+            names.setdefault(module.name, None)
+        return tuple(names)
+
+    def kind_of(self, name: str) -> str:
+        module = self.by_name.get(name)
+        return module.kind if module else CONTAINER
+
+    @cached_property
+    def total_params(self) -> int:
+        """Parameters of the base model, each shared tensor once (``sum(p.numel() for p in model.parameters())``)."""
+        return sum(module.own_numel for module in self.modules)
+
+    def subtree(self, name: str) -> list[Module]:
+        """The module called ``name`` and everything below it."""
+        prefix = name + "."
+        return [m for m in self.modules if m.name == name or m.name.startswith(prefix)]
+
+    @cached_property
+    def leaf_names(self) -> tuple[str, ...]:
+        """Distinct last name components of LoRA-capable modules, sorted: what a target list may name."""
+        return tuple(sorted({m.name.rsplit(".", 1)[-1] for m in self.modules if m.kind in LORA_MODULE_KINDS}))
+
+
+class Builder:
+    """Collects modules in ``named_modules()`` order while a family describes its layout."""
+
+    def __init__(self) -> None:
+        self.modules: list[Module] = []
+
+    def linear(self, name: str, in_features: int, out_features: int, bias: bool, *, tied_to: str | None = None) -> None:
+        params = [("weight", (out_features, in_features))]
+        if bias:
+            params.append(("bias", (out_features,)))
+        self.modules.append(Module(name, LINEAR, tuple(params), in_features, out_features, tied_to))
+
+    def conv1d(self, name: str, in_features: int, out_features: int) -> None:
+        params = (("weight", (in_features, out_features)), ("bias", (out_features,)))
+        self.modules.append(Module(name, CONV1D, params, in_features, out_features))
+
+    def embedding(self, name: str, num_embeddings: int, dim: int, *, tied_to: str | None = None) -> None:
+        self.modules.append(Module(name, EMBEDDING, (("weight", (num_embeddings, dim)),), num_embeddings, dim, tied_to))
+
+    def norm(self, name: str, shape: int | tuple[int, ...], *, weight: bool = True, bias: bool = False) -> None:
+        shape = shape if isinstance(shape, tuple) else (shape,)
+        params = [(param, shape) for param, present in (("weight", weight), ("bias", bias)) if present]
+        if params:
+            self.modules.append(Module(name, NORM, tuple(params)))
+
+    def experts(self, name: str, num_experts: int, hidden: int, intermediate: int) -> None:
+        params = (
+            ("gate_up_proj", (num_experts, 2 * intermediate, hidden)),
+            ("down_proj", (num_experts, hidden, intermediate)),
+        )
+        self.modules.append(Module(name, EXPERTS, params))
+
+    def router(self, name: str, num_experts: int, hidden: int) -> None:
+        self.modules.append(Module(name, ROUTER, (("weight", (num_experts, hidden)),)))

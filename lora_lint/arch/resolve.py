@@ -1,0 +1,271 @@
+"""Find a base model's ``config.json`` without touching the network.
+
+A linter must give the same answer offline, in CI and on a laptop, so a base model
+name is resolved only from things already on disk, in this order:
+
+1. the user's own entries (``[tool.lora-lint.models]``), so a project can override
+   anything below and describe private models;
+2. a local directory holding ``config.json`` (or a path straight to that file);
+3. the local Hugging Face cache, if the model was downloaded before;
+4. the built-in catalog (``catalog.json``) of popular models, with explicit aliases
+   for mirrors, instruct variants and quantized re-uploads.
+
+The catalog is read lazily, on the first catalog lookup, so ``lora-lint check`` pays
+nothing for it when every config names a local model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+CATALOG_PATH = Path(__file__).with_name("catalog.json")
+
+_QUANTIZED_SUFFIX = re.compile(
+    r"-(?:unsloth-bnb-4bit|bnb-(?:4bit|8bit|nf4|fp4)|nvfp4|mxfp4|fp8(?:-dynamic)?|fp16|bf16|fp32"
+    r"|gptq(?:-int[48])?|awq|int[48]|[48]bit|w4a16|w8a8|exl2|hqq)$",
+    re.IGNORECASE,
+)
+"""Suffixes that re-uploads add to a model's name when they change only how weights are stored."""
+
+
+class ModelConfigError(ValueError):
+    """A model entry or a ``config.json`` that exists but cannot be used."""
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A resolved base model: its ``config.json`` contents and where they came from."""
+
+    model_id: str
+    config: dict
+    source: str  # "local-dir" | "hf-cache" | "catalog" | "user"
+    path: str | None
+
+
+def resolve_base_model(
+    name: str,
+    *,
+    config_dir: Path | None,
+    cwd: Path,
+    user_models: Mapping[str, dict] | None,
+) -> Resolution | None:
+    """Resolve ``name`` (a hub id or a path) to its config, or None when nothing on disk knows it.
+
+    ``config_dir`` is the folder of the file that named the model; relative paths are
+    tried against it first, then against ``cwd``. Raises :class:`ModelConfigError` when a
+    user entry is malformed or a ``config.json`` found on the way is not valid JSON.
+    """
+    name = name.strip()
+    if not name:
+        return None
+    search_dirs = [d for d in (config_dir, cwd) if d is not None]
+    return (
+        _from_user_entries(name, user_models or {}, search_dirs)
+        or _from_local_path(name, search_dirs)
+        or _from_hf_cache(name)
+        or _from_catalog(name)
+    )
+
+
+def known_model_ids() -> list[str]:
+    """Every model id the built-in catalog holds (aliases excluded), sorted."""
+    return sorted(_catalog().models)
+
+
+def torchtune_model_id(builder: str) -> str | None:
+    """The catalog id of the checkpoint a torchtune model builder expects, or None.
+
+    Accepts a dotted path (``torchtune.models.llama3.lora_llama3_8b``) or a bare
+    builder name; ``lora_`` and ``qlora_`` builders share their base builder's model.
+    """
+    short = builder.strip().rsplit(".", 1)[-1]
+    short = re.sub(r"^q?lora_", "", short)
+    return _catalog().torchtune_builders.get(short)
+
+
+def hf_cache_dir() -> Path:
+    """The hub cache folder, found the way ``huggingface_hub`` finds it."""
+    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    hf_home = os.environ.get("HF_HOME")
+    if hf_home:
+        return Path(hf_home).expanduser() / "hub"
+    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache_home).expanduser() / "huggingface" / "hub"
+
+
+def _from_user_entries(name: str, entries: Mapping[str, Any], search_dirs: list[Path]) -> Resolution | None:
+    key = _find_key(name, entries)
+    if key is None:
+        return None
+    entry = entries[key]
+    if not isinstance(entry, Mapping):
+        raise ModelConfigError(f"model entry {key!r} must be a table, got {type(entry).__name__}")
+    if "path" in entry:
+        config_file = _config_file_at(Path(str(entry["path"])).expanduser(), search_dirs)
+        if config_file is None:
+            raise ModelConfigError(f"model entry {key!r}: no config.json at {entry['path']!r}")
+        return Resolution(key, _load_json(config_file), "user", str(config_file))
+    if "same-as" in entry:
+        target = str(entry["same-as"])
+        found = _from_catalog(target)
+        if found is None:
+            raise ModelConfigError(f"model entry {key!r}: {target!r} is not in the built-in catalog")
+        return Resolution(key, found.config, "user", None)
+    return Resolution(key, dict(entry), "user", None)
+
+
+def _find_key(name: str, entries: Mapping[str, Any]) -> str | None:
+    if name in entries:
+        return name
+    lowered = name.lower()
+    return next((key for key in entries if key.lower() == lowered), None)
+
+
+def _from_local_path(name: str, search_dirs: list[Path]) -> Resolution | None:
+    config_file = _config_file_at(Path(name).expanduser(), search_dirs)
+    if config_file is None:
+        return None
+    return Resolution(name, _load_json(config_file), "local-dir", str(config_file))
+
+
+def _config_file_at(path: Path, search_dirs: list[Path]) -> Path | None:
+    """``path`` as a model folder or a config file, absolute or under one of ``search_dirs``."""
+    candidates = [path] if path.is_absolute() else [base / path for base in search_dirs]
+    for candidate in candidates:
+        if candidate.is_dir() and (candidate / "config.json").is_file():
+            return candidate / "config.json"
+        if candidate.suffix == ".json" and candidate.is_file():
+            return candidate
+    return None
+
+
+def _from_hf_cache(name: str) -> Resolution | None:
+    if name.count("/") > 1 or name.startswith(("/", ".", "~")):
+        return None
+    cache_dir = hf_cache_dir()
+    repo_dir = _cached_repo_dir(cache_dir, "models--" + name.replace("/", "--"))
+    if repo_dir is None:
+        return None
+    config_file = _cached_config(repo_dir)
+    if config_file is None:
+        return None
+    return Resolution(name, _load_json(config_file), "hf-cache", str(config_file))
+
+
+def _cached_repo_dir(cache_dir: Path, folder: str) -> Path | None:
+    exact = cache_dir / folder
+    if exact.is_dir():
+        return exact
+    if not cache_dir.is_dir():
+        return None
+    lowered = folder.lower()  # hub ids are case-insensitive; the cache keeps the spelling used
+    return next((entry for entry in cache_dir.iterdir() if entry.name.lower() == lowered and entry.is_dir()), None)
+
+
+def _cached_config(repo_dir: Path) -> Path | None:
+    """The snapshot ``refs/main`` points to, else the most recently written one."""
+    snapshots = repo_dir / "snapshots"
+    main_ref = repo_dir / "refs" / "main"
+    if main_ref.is_file():
+        preferred = snapshots / main_ref.read_text(encoding="utf-8").strip() / "config.json"
+        if preferred.is_file():
+            return preferred
+    if not snapshots.is_dir():
+        return None
+    configs = [snapshot / "config.json" for snapshot in snapshots.iterdir() if (snapshot / "config.json").is_file()]
+    return max(configs, key=lambda path: path.stat().st_mtime, default=None)
+
+
+def _load_json(path: Path) -> dict:
+    try:
+        with path.open(encoding="utf-8") as handle:
+            data = json.load(handle)
+    except (OSError, ValueError) as error:
+        raise ModelConfigError(f"cannot read {path}: {error}") from error
+    if not isinstance(data, dict):
+        raise ModelConfigError(f"{path} does not hold a JSON object")
+    return data
+
+
+def _from_catalog(name: str) -> Resolution | None:
+    catalog = _catalog()
+    model_id = catalog.lookup(name)
+    if model_id is None:
+        return None
+    return Resolution(model_id, catalog.models[model_id], "catalog", None)
+
+
+@dataclass(frozen=True)
+class _Catalog:
+    models: dict[str, dict]
+    by_lower_id: dict[str, str]  # lower-cased id or alias -> catalog id
+    by_bare_name: dict[str, str]  # normalised name without organisation -> catalog id (unique ones only)
+    mirror_orgs: frozenset[str]
+    torchtune_builders: dict[str, str]
+
+    def lookup(self, name: str) -> str | None:
+        """Exact id or alias first; then the documented normalisation of re-uploads.
+
+        A name without its quantization suffixes (``-bnb-4bit``, ``-GPTQ``, ``-NVFP4``, ...)
+        is looked up by its bare name under any organisation, because such a re-upload
+        states that it is the same model. Without a suffix, the bare name is trusted only
+        for organisations that publish mirrors (``mirror_orgs``), so a fine-tune that
+        reuses a base model's name is never mistaken for it.
+        """
+        found = self.by_lower_id.get(name.lower())
+        if found:
+            return found
+        org, _, model_name = name.rpartition("/")
+        stripped = _strip_quantized_suffixes(model_name)
+        if stripped != model_name:
+            found = self.by_lower_id.get(f"{org}/{stripped}".lower())
+            if found:
+                return found
+        if stripped != model_name or org.lower() in self.mirror_orgs:
+            return self.by_bare_name.get(_bare_name(stripped))
+        return None
+
+
+def _strip_quantized_suffixes(model_name: str) -> str:
+    while True:
+        shorter = _QUANTIZED_SUFFIX.sub("", model_name)
+        if shorter == model_name:
+            return model_name
+        model_name = shorter
+
+
+def _bare_name(model_name: str) -> str:
+    """A model name without the spellings mirrors vary: case, a ``Meta-`` prefix, a ``-hf`` suffix."""
+    bare = model_name.lower()
+    bare = bare.removeprefix("meta-")
+    return bare.removesuffix("-hf")
+
+
+@cache
+def _catalog() -> _Catalog:
+    with CATALOG_PATH.open(encoding="utf-8") as handle:
+        data = json.load(handle)
+    models: dict[str, dict] = data["models"]
+    aliases: dict[str, str] = data["aliases"]
+    by_lower_id = {model_id.lower(): model_id for model_id in models}
+    by_lower_id.update({alias.lower(): target for alias, target in aliases.items()})
+    bare_targets: dict[str, set[str]] = {}
+    for name, target in by_lower_id.items():
+        bare_targets.setdefault(_bare_name(name.rpartition("/")[2]), set()).add(target)
+    by_bare_name = {bare: next(iter(targets)) for bare, targets in bare_targets.items() if len(targets) == 1}
+    return _Catalog(
+        models=models,
+        by_lower_id=by_lower_id,
+        by_bare_name=by_bare_name,
+        mirror_orgs=frozenset(org.lower() for org in data["mirror_orgs"]),
+        torchtune_builders=data["torchtune_builders"],
+    )

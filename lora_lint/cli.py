@@ -1,0 +1,52 @@
+"""The ``lora-lint`` command line.
+
+Only the sub-command asked for is imported and given a parser: start-up time is the
+product when the linter runs as a pre-commit hook. Exit codes: 0 clean, 1 findings at
+or above ``--fail-on``, 2 usage, settings or internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from importlib import import_module
+
+COMMANDS = {
+    "check": "lora_lint.commands.check",
+    "explain": "lora_lint.commands.explain",
+    "rules": "lora_lint.commands.rules",
+    "params": "lora_lint.commands.params",
+    "memory": "lora_lint.commands.memory",
+    "smoke": "lora_lint.commands.smoke",
+}
+EXIT_USAGE = 2
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    from lora_lint import __version__
+
+    parser = argparse.ArgumentParser(prog="lora-lint", description="Lint LoRA/QLoRA fine-tuning configs before the GPU-hour.")
+    parser.add_argument("--version", action="version", version=f"lora-lint {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module in COMMANDS.items():
+        if only is None or name == only:
+            import_module(module).add_parser(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    only = argv[0] if argv and argv[0] in COMMANDS else None
+    args = build_parser(only).parse_args(argv)
+    try:
+        return import_module(COMMANDS[args.command]).run(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # noqa: BLE001 - a linter must never print a traceback at its user
+        if os.environ.get("LORA_LINT_DEBUG"):
+            raise
+        print(f"lora-lint: internal error: {type(exc).__name__}: {exc} (set LORA_LINT_DEBUG=1 for a traceback)", file=sys.stderr)
+        return EXIT_USAGE

@@ -1,0 +1,85 @@
+"""``lora-lint check [PATHS]``: lint config files and folders."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("check", help="lint LoRA configs (files, folders, or - for stdin)")
+    parser.add_argument("paths", nargs="*", default=["."], help="files or folders (default: .); - reads stdin")
+    parser.add_argument("--format", default="auto", choices=["auto", "text", "json", "sarif", "github"],
+                        help="output format (auto: github annotations under GitHub Actions, else text)")
+    parser.add_argument("--fail-on", choices=["info", "warning", "error"], help="lowest severity that fails (default: error)")
+    parser.add_argument("--select", help="comma-separated codes, names or code prefixes to run")
+    parser.add_argument("--ignore", help="comma-separated codes, names or code prefixes to skip")
+    parser.add_argument("--rules", action="append", type=Path, default=[], metavar="DIR", help="extra rule folder (repeatable)")
+    parser.add_argument("--config", type=Path, metavar="FILE", help="settings file (default: nearest pyproject.toml/.lora-lint.toml)")
+    parser.add_argument("--stdin-filename", default="<stdin>", help="name and format hint for - (e.g. config.yml, adapter_config.json)")
+    parser.add_argument("--gpu", help="target GPU for memory rules, e.g. A100-80GB, H100, RTX4090")
+    parser.add_argument("--dataset-examples", type=int, help="training-set size when the config cannot tell")
+    parser.add_argument("--output", "-o", type=Path, help="write the report to a file instead of stdout")
+    parser.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    parser.add_argument("--exit-zero", action="store_true", help="exit 0 even with findings (errors reading files still exit 2)")
+    parser.add_argument("--quiet", "-q", action="store_true", help="print nothing when there are no findings")
+
+
+def run(args: argparse.Namespace) -> int:
+    from lora_lint.document import InputError
+    from lora_lint.engine import Linter, worst_severity
+    from lora_lint.project import ProjectConfigError, load_project
+    from lora_lint.report import render, resolve_format
+    from lora_lint.rulepack import SEVERITY_RANK, RulePackError
+
+    try:
+        project = load_project(Path.cwd(), args.config)
+        _apply_flags(project, args)
+        linter = Linter(project, args.rules)
+        if args.paths == ["-"]:
+            raw = sys.stdin.buffer.read()
+            results = linter.lint_bytes(args.stdin_filename, raw)
+        else:
+            results = linter.lint_paths(args.paths)
+    except (ProjectConfigError, RulePackError) as exc:
+        print(f"lora-lint: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except InputError as exc:
+        print(f"lora-lint: {exc.message}", file=sys.stderr)
+        return EXIT_ERROR
+
+    output_format = resolve_format(args.format)
+    color = args.color == "always" or (args.color == "auto" and args.output is None and sys.stdout.isatty())
+    has_findings = any(r.findings or r.error for r in results)
+    if not (args.quiet and not has_findings):
+        report = render(output_format, results, linter, color=color)
+        if args.output:
+            args.output.write_text(report + "\n", encoding="utf-8")
+        elif report:
+            print(report)
+    if any(r.error for r in results):
+        return EXIT_ERROR
+    if args.exit_zero:
+        return EXIT_CLEAN
+    return EXIT_FINDINGS if worst_severity(results) >= SEVERITY_RANK[project.fail_on] else EXIT_CLEAN
+
+
+def _apply_flags(project: object, args: argparse.Namespace) -> None:
+    """Command-line flags win over the settings file."""
+    if args.fail_on:
+        project.fail_on = args.fail_on
+    if args.select:
+        project.select = _split(args.select)
+    if args.ignore:
+        project.ignore = project.ignore + _split(args.ignore)
+    if args.gpu:
+        project.gpu = args.gpu
+    if args.dataset_examples is not None:
+        project.dataset_examples = args.dataset_examples
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]

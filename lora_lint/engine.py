@@ -1,0 +1,216 @@
+"""The pipeline: files -> readers -> setups -> facts -> rules -> findings.
+
+The engine applies the project's policy (select/ignore, per-file ignores, severity
+overrides, rule options) and inline suppressions, and reports suppressions that
+silence nothing. It knows no file format and holds no opinion of its own.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from pathlib import Path
+
+from lora_lint.document import InputError
+from lora_lint.facts import compute_facts
+from lora_lint.project import Project, ProjectConfigError
+from lora_lint.rulepack import BUILTIN_RULES, SEVERITY_RANK, Rule, load_rules
+from lora_lint.suppressions import find_suppressions
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Iterator
+
+    from lora_lint.lora_setup import LoraSetup
+
+CANDIDATE_SUFFIXES = (".yaml", ".yml", ".json", ".py")
+UNUSED_SUPPRESSIONS = "unused_suppressions"  # the fact the unused-suppression rule iterates
+_LORA_MARKERS = (b"lora", b"LoRA", b"LORA", b"Lora", b"peft", b"adapter")
+
+
+class Finding:
+    """One rule hit, at the position of the value it is about."""
+
+    __slots__ = ("code", "name", "severity", "message", "path", "line", "column", "key")
+
+    def __init__(self, code: str, name: str, severity: str, message: str, path: str, line: int, column: int, key: str | None) -> None:  # fmt: skip
+        self.code = code
+        self.name = name
+        self.severity = severity
+        self.message = message
+        self.path = path
+        self.line = line
+        self.column = column
+        self.key = key
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    def __repr__(self) -> str:
+        return f"{self.path}:{self.line}:{self.column}: {self.code} [{self.severity}] {self.message}"
+
+
+class FileResult:
+    """What one config (a file, or one LoraConfig call of a Python file) produced."""
+
+    __slots__ = ("path", "format", "facts", "findings", "error", "skipped", "setup")
+
+    def __init__(self, path: str, format: str | None, facts: dict[str, Any] | None = None,
+                 findings: list[Finding] | None = None, error: InputError | None = None,
+                 skipped: str | None = None, setup: LoraSetup | None = None) -> None:  # fmt: skip
+        self.path = path
+        self.format = format
+        self.facts = facts or {}
+        self.findings = findings or []
+        self.error = error  # the file could not be read: exit code 2
+        self.skipped = skipped  # a named file that is not a LoRA config: reported, not an error
+        self.setup = setup
+
+
+class Linter:
+    """Rules and policy loaded once, applied to any number of files."""
+
+    def __init__(self, project: Project, extra_rules: list[Path] | None = None) -> None:
+        self.project = project
+        self.rules = load_rules([BUILTIN_RULES, *project.extra_rules, *(extra_rules or [])])
+        project.check_rule_references({ident for rule in self.rules for ident in (rule.code, rule.name)})
+        self.options = {rule.code: self._rule_options(rule) for rule in self.rules}
+
+    def _rule_options(self, rule: Rule) -> dict[str, Any]:
+        options = dict(rule.options)
+        for ident in (rule.code, rule.name):
+            for key, value in self.project.options.get(ident, {}).items():
+                if key not in rule.options:
+                    known = ", ".join(rule.options) or "none"
+                    raise ProjectConfigError(f"{self.project.source}: rule {rule.name} has no option {key!r} (options: {known})")
+                options[key] = value
+        return options
+
+    def enabled_rules(self, path: str) -> list[Rule]:
+        """Rules that apply to ``path`` after select, ignore and per-file ignores."""
+        relative = _relative(path, self.project.root)
+        ignored = list(self.project.ignore)
+        for pattern, codes in self.project.per_file_ignores.items():
+            if fnmatch.fnmatch(relative, pattern) or fnmatch.fnmatch(os.path.basename(path), pattern):
+                ignored += codes
+        select = self.project.select
+        return [
+            rule for rule in self.rules
+            if (not select or _matches(rule, select)) and not _matches(rule, ignored)
+        ]  # fmt: skip
+
+    def lint_bytes(self, path: str, raw: bytes, *, named: bool = True) -> list[FileResult]:
+        """Findings for every config in one file; [] when it is not a LoRA config."""
+        from lora_lint.readers import read_file
+
+        try:
+            setups = read_file(path, raw)
+        except InputError as error:
+            return [FileResult(path, None, error=error)]
+        if not setups:
+            return [FileResult(path, None, skipped="not a LoRA config (no adapter settings found)")] if named else []
+        text = raw.decode("utf-8", "replace") if b"lora-lint:" in raw else ""
+        suppressions = find_suppressions(text)
+        results = [self.lint_setup(setup, suppressions) for setup in setups]
+        unused = [s for s in suppressions if not s.used]
+        if unused:
+            self._report_unused(results[-1], unused)
+        return results
+
+    def lint_setup(self, setup: LoraSetup, suppressions: list[Any] = ()) -> FileResult:  # type: ignore[assignment]
+        facts = compute_facts(setup, self.project)
+        findings = []
+        for rule in self.enabled_rules(setup.path):
+            if rule.for_each == UNUSED_SUPPRESSIONS or not rule.applies_to(setup.format):
+                continue
+            for message, record in rule.evaluate(facts, self.options[rule.code]):
+                finding = self._finding(rule, message, setup, record)
+                if not _suppressed(finding, suppressions):
+                    findings.append(finding)
+        findings.sort(key=lambda f: (f.line, f.column, f.code))
+        return FileResult(setup.path, setup.format, facts, findings, setup=setup)
+
+    def _report_unused(self, result: FileResult, unused: list[Any]) -> None:
+        records = [{"line": s.line, "column": s.column, "key": None, "codes": ", ".join(s.codes)} for s in unused]
+        facts = dict(result.facts, **{UNUSED_SUPPRESSIONS: records})
+        for rule in self.enabled_rules(result.path):
+            if rule.for_each == UNUSED_SUPPRESSIONS:
+                for message, record in rule.evaluate(facts, self.options[rule.code]):
+                    result.findings.append(self._finding(rule, message, result.setup, record))
+
+    def _finding(self, rule: Rule, message: str, setup: LoraSetup | None, record: dict[str, Any] | None) -> Finding:
+        line, column, key = 1, 1, None
+        if record is not None and record.get("line"):
+            line, column, key = record["line"], record.get("column") or 1, record.get("key")
+        elif setup is not None:
+            location = (setup.location_of(rule.at) if rule.at and rule.at != "item" else None) or setup.start
+            if location is not None:
+                line, column, key = location.line, location.column, location.key
+            if rule.at and rule.at != "item" and key is None:
+                key = rule.at
+        severity = self.project.severity.get(rule.code) or self.project.severity.get(rule.name) or rule.severity
+        return Finding(rule.code, rule.name, severity, message, setup.path if setup else "", line, column, key)
+
+    def lint_paths(self, paths: list[str]) -> list[FileResult]:
+        results: list[FileResult] = []
+        for path, named in discover(paths, self.project):
+            try:
+                raw = _read(path)
+            except OSError as exc:
+                results.append(FileResult(path, None, error=InputError(f"cannot read: {exc.strerror or exc}")))
+                continue
+            if not named and not any(marker in raw for marker in _LORA_MARKERS):
+                continue  # cheap pre-filter: discovery skips files that never mention LoRA
+            results.extend(self.lint_bytes(path, raw, named=named))
+        return results
+
+
+def _read(path: str) -> bytes:
+    if path == "-":
+        import sys
+
+        return sys.stdin.buffer.read()
+    with open(path, "rb") as handle:
+        return handle.read()
+
+
+def _matches(rule: Rule, selectors: list[str]) -> bool:
+    return any(s == "ALL" or s == rule.name or rule.code.startswith(s) for s in selectors)
+
+
+def _suppressed(finding: Finding, suppressions: list[Any]) -> bool:
+    for suppression in suppressions:
+        listed = suppression.silences(finding.line, finding.code, finding.name)
+        if listed:
+            suppression.used.add(listed)
+            return True
+    return False
+
+
+def _relative(path: str, root: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(root))
+    except ValueError:
+        return path
+
+
+def discover(paths: list[str], project: Project) -> Iterator[tuple[str, bool]]:
+    """(path, named) for every candidate file: named files as given, folders walked."""
+    for path in paths:
+        if path == "-" or not os.path.isdir(path):
+            yield path, True
+            continue
+        for folder, subfolders, files in os.walk(path):
+            subfolders[:] = sorted(d for d in subfolders if not _excluded(d, project) and not d.startswith("."))
+            for name in sorted(files):
+                if name.endswith(CANDIDATE_SUFFIXES) and not _excluded(name, project):
+                    yield os.path.join(folder, name), False
+
+
+def _excluded(name: str, project: Project) -> bool:
+    return any(fnmatch.fnmatch(name, pattern) for pattern in project.exclude)
+
+
+def worst_severity(results: list[FileResult]) -> int:
+    """The highest severity rank among all findings, -1 when there are none."""
+    return max((SEVERITY_RANK[f.severity] for r in results for f in r.findings), default=-1)

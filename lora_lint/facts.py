@@ -1,0 +1,81 @@
+"""Facts: everything derived from a setup, exact and opinion-free.
+
+Rules read facts by name. Facts are plain JSON values (``lora-lint check --format json``
+prints them); objects that only code needs (the architecture model) sit under keys
+starting with ``_`` and are left out of reports.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from lora_lint.lora_setup import KNOWN_SETTINGS, UNKNOWN
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from lora_lint.lora_setup import LoraSetup
+    from lora_lint.project import Project
+
+
+def compute_facts(setup: LoraSetup, project: Project) -> dict[str, Any]:
+    """All facts of one setup, in the project's context (its models, GPU, dataset size)."""
+    facts: dict[str, Any] = {"path": setup.path, "format": setup.format}
+    for name in KNOWN_SETTINGS:
+        facts[name] = setup.get(name)
+    facts["explicit"] = {name: setting.explicit for name, setting in setup.settings.items()}
+    facts["unknown_values"] = sorted(name for name, s in setup.settings.items() if s.value is UNKNOWN)
+    facts["extras"] = setup.extras
+    facts.update(_scaling_facts(facts))
+    facts["quantization"] = "4bit" if facts["load_in_4bit"] else "8bit" if facts["load_in_8bit"] else None
+    if facts["dataset_examples"] is None:
+        facts["dataset_examples"] = project.dataset_examples
+    facts["notes"] = [
+        {"kind": note.kind, "line": note.location.line, "column": note.location.column, "key": note.location.key, **note.data}
+        for note in setup.notes
+    ]
+    facts["unknown_keys"] = [note for note in facts["notes"] if note["kind"] == "unknown-key"]
+
+    from lora_lint.adapter_facts import adapter_facts
+    from lora_lint.arch.facts import architecture_facts
+    from lora_lint.memory.facts import memory_facts
+
+    facts.update(adapter_facts(setup, facts))
+    facts.update(architecture_facts(setup, cwd=Path.cwd(), user_models=project.models))
+    memory_options = project.options.get("predicted-oom", {})
+    facts.update(
+        memory_facts(
+            setup,
+            facts,
+            gpu=memory_options.get("gpu", project.gpu),
+            usable_bytes=_gib(memory_options.get("usable_memory_gb", project.usable_memory_gb)),
+            safety_margin=float(project.options.get("near-oom", {}).get("margin", 0.1)),
+        )
+    )
+    return facts
+
+
+def _gib(gigabytes: float | None) -> int | None:
+    return None if gigabytes is None else int(gigabytes * 1024**3)
+
+
+def _scaling_facts(facts: dict[str, Any]) -> dict[str, Any]:
+    """alpha/r and the factor PEFT actually multiplies the update by (alpha/sqrt(r) under rsLoRA)."""
+    r, alpha = facts["r"], facts["lora_alpha"]
+    usable = _is_number(r) and _is_number(alpha) and r > 0
+    alpha_over_r = alpha / r if usable else None
+    scaling = None
+    if usable:
+        scaling = alpha / math.sqrt(r) if facts["use_rslora"] else alpha / r
+    return {"alpha_over_r": alpha_over_r, "scaling": scaling}
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def public_facts(facts: dict[str, Any]) -> dict[str, Any]:
+    """Facts fit for a report: without the ``_`` keys that hold code-only objects."""
+    return {key: value for key, value in facts.items() if not key.startswith("_")}

@@ -1,0 +1,154 @@
+"""The training settings that decide memory, read from a setup with trainers' defaults.
+
+A setup says ``optimizer: paged_adamw_8bit`` or ``torch_dtype: bfloat16``; the estimator
+needs bytes per optimizer state, bytes per activation and a quantization scheme. This
+module does that translation once, so the estimator works on plain numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from lora_lint.lora_setup import LoraSetup
+
+DEFAULT_SEQUENCE_LEN = 2048
+"""axolotl's default ``sequence_len``; the length most LoRA recipes train at."""
+DEFAULT_MICRO_BATCH = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Optimizer:
+    """How much state an optimizer keeps per trainable parameter."""
+
+    name: str
+    state_bytes_per_param: float
+    paged: bool = False
+    """bitsandbytes paged optimizers keep their state in CUDA unified memory: same size, but
+    the driver evicts it to CPU RAM under pressure instead of failing the allocation."""
+
+
+_EIGHT_BIT_STATE = 1 + 4 / 2048
+"""bitsandbytes 8-bit optimizer state: 1 byte per value plus one fp32 absmax per 2048-value block
+(``bitsandbytes.optim.optimizer.Optimizer8bit``, blockwise=True)."""
+
+_OPTIMIZERS: dict[str, Optimizer] = {
+    # torch / HF: two fp32 moments (exp_avg, exp_avg_sq)
+    **{name: Optimizer(name, 8.0) for name in (
+        "adamw_torch", "adamw_torch_fused", "adamw_hf", "adamw", "adam", "adamw_apex_fused",
+        "adamw_anyprecision", "adamw_torch_xla", "adamw_torch_npu_fused", "schedule_free_adamw",
+        "adamw_bnb_32bit", "adamw_32bit", "bnb_adamw_32bit")},  # fmt: skip
+    **{name: Optimizer(name, 2 * _EIGHT_BIT_STATE) for name in (
+        "adamw_bnb_8bit", "adamw_8bit", "adam8bit", "adamw8bit", "bnb_8bit", "adamw_torch_8bit")},  # fmt: skip
+    "adamw_torch_4bit": Optimizer("adamw_torch_4bit", 1.0),
+    "paged_adamw_32bit": Optimizer("paged_adamw_32bit", 8.0, paged=True),
+    "paged_adamw_8bit": Optimizer("paged_adamw_8bit", 2 * _EIGHT_BIT_STATE, paged=True),
+    "lion_32bit": Optimizer("lion_32bit", 4.0),
+    "lion_8bit": Optimizer("lion_8bit", _EIGHT_BIT_STATE),
+    "paged_lion_32bit": Optimizer("paged_lion_32bit", 4.0, paged=True),
+    "paged_lion_8bit": Optimizer("paged_lion_8bit", _EIGHT_BIT_STATE, paged=True),
+    "ademamix": Optimizer("ademamix", 12.0),
+    "ademamix_8bit": Optimizer("ademamix_8bit", 3 * _EIGHT_BIT_STATE),
+    "paged_ademamix_32bit": Optimizer("paged_ademamix_32bit", 12.0, paged=True),
+    "paged_ademamix_8bit": Optimizer("paged_ademamix_8bit", 3 * _EIGHT_BIT_STATE, paged=True),
+    "rmsprop": Optimizer("rmsprop", 4.0),
+    "adagrad": Optimizer("adagrad", 4.0),
+    "sgd": Optimizer("sgd", 0.0),  # HF's "sgd" is torch.optim.SGD without momentum
+}
+ASSUMED_OPTIMIZER = _OPTIMIZERS["adamw_torch"]
+"""Unnamed or unknown optimizers are costed as AdamW, the trainers' default (and the largest common one)."""
+
+
+def optimizer_named(name: str | None) -> Optimizer | None:
+    """The optimizer for a trainer's name (``paged_adamw_8bit``), None when unknown."""
+    if not isinstance(name, str):
+        return None
+    return _OPTIMIZERS.get(name.strip().lower().replace("-", "_"))
+
+
+_DTYPE_BYTES = {"bfloat16": 2, "bf16": 2, "float16": 2, "fp16": 2, "half": 2, "float32": 4, "fp32": 4, "float": 4}
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingInputs:
+    """Everything besides the model that decides the memory of a LoRA run.
+
+    ``assumed`` lists the settings the file did not give and the estimate filled in
+    (sequence length 2048, micro batch 1, AdamW, bf16), so a report can say so.
+    """
+
+    sequence_len: int = DEFAULT_SEQUENCE_LEN
+    micro_batch_size: int = DEFAULT_MICRO_BATCH
+    gradient_checkpointing: bool = False
+    optimizer: Optimizer = ASSUMED_OPTIMIZER
+    weight_bytes: int = 2
+    """Bytes per unquantized base weight (the checkpoint's dtype: bf16 for current models)."""
+    activation_bytes: int = 2
+    """Bytes per activation value: 2 under bf16/fp16 mixed precision, 4 in fp32."""
+    quantization: str | None = None  # None | "int8" | "nf4" | "fp4"
+    double_quant: bool = False
+    kbit_upcast: bool = True
+    """PEFT's ``prepare_model_for_kbit_training`` casts every non-quantized fp16/bf16 parameter to fp32
+    (``peft/utils/other.py``); trainers call it for 4/8-bit models."""
+    attn_implementation: str = "sdpa"  # "eager" | "sdpa" | "flash_attention_2" (and _3)
+    lora_dropout: float = 0.0
+    chunked_loss: bool = False
+    """A fused linear + cross-entropy loss (Liger, Cut Cross-Entropy) that never builds full logits."""
+    assumed: tuple[str, ...] = ()
+
+    @property
+    def tokens(self) -> int:
+        """Tokens in one micro batch: what activations scale with (packing fills each row to sequence_len)."""
+        return self.sequence_len * self.micro_batch_size
+
+    def with_changes(self, **changes: Any) -> TrainingInputs:
+        """A copy with some settings changed: what a suggestion re-estimates."""
+        return replace(self, **changes)
+
+    @classmethod
+    def from_setup(cls, setup: LoraSetup) -> TrainingInputs:
+        """Read the memory-relevant settings of ``setup``; absent ones take the trainers' defaults."""
+        assumed: list[str] = []
+
+        def positive_int(name: str, default: int) -> int:
+            value = setup.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+            assumed.append(name)
+            return default
+
+        optimizer = optimizer_named(setup.get("optimizer"))
+        if optimizer is None:
+            assumed.append("optimizer")
+            optimizer = ASSUMED_OPTIMIZER
+        weight_bytes = _DTYPE_BYTES.get(str(setup.get("torch_dtype", "")).lower().removeprefix("torch."))
+        if weight_bytes is None:
+            assumed.append("torch_dtype")
+            weight_bytes = 2
+        quantization = None
+        if setup.get("load_in_4bit") is True:
+            quantization = "fp4" if str(setup.get("bnb_4bit_quant_type", "nf4")).lower() == "fp4" else "nf4"
+        elif setup.get("load_in_8bit") is True:
+            quantization = "int8"
+        compute = _DTYPE_BYTES.get(str(setup.get("bnb_4bit_compute_dtype", "")).lower().removeprefix("torch."))
+        dropout = setup.get("lora_dropout", 0.0)
+        return cls(
+            sequence_len=positive_int("sequence_len", DEFAULT_SEQUENCE_LEN),
+            micro_batch_size=positive_int("micro_batch_size", DEFAULT_MICRO_BATCH),
+            gradient_checkpointing=_is_on(setup.get("gradient_checkpointing")),
+            optimizer=optimizer,
+            weight_bytes=weight_bytes,
+            activation_bytes=compute or weight_bytes,
+            quantization=quantization,
+            double_quant=setup.get("bnb_4bit_use_double_quant") is True,
+            attn_implementation=str(setup.get("attn_implementation") or "sdpa").lower(),
+            lora_dropout=float(dropout) if isinstance(dropout, (int, float)) and not isinstance(dropout, bool) else 0.0,
+            assumed=tuple(assumed),
+        )
+
+
+def _is_on(value: Any) -> bool:
+    """``True``, or a mode name such as axolotl's ``unsloth`` / ``offload``, turns checkpointing on."""
+    return value is True or (isinstance(value, str) and value.strip().lower() not in {"", "false", "no", "off", "none"})

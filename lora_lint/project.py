@@ -1,0 +1,126 @@
+"""Project settings: ``[tool.lora-lint]`` in pyproject.toml, or a ``.lora-lint.toml``.
+
+The nearest file upward from the working directory wins, as with ruff. Unknown keys
+are errors (exit 2) with the near miss named: a silently ignored policy is worse
+than none.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+from lora_lint.rulepack import SEVERITY_RANK
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+KEYS = {
+    "select": list,  # codes, names or code prefixes to run (default: all)
+    "ignore": list,  # codes, names or code prefixes to skip
+    "per-file-ignores": dict,  # glob -> list of codes/names
+    "severity": dict,  # code/name -> info|warning|error
+    "fail-on": str,  # lowest severity that makes the exit code 1
+    "options": dict,  # rule code/name -> {option: value}
+    "extra-rules": list,  # folders of user rules, relative to the settings file
+    "exclude": list,  # globs skipped by folder discovery
+    "models": dict,  # user model entries: id -> config dict | {"path": ...} | {"same-as": id}
+    "dataset-examples": int,  # training-set size when the config cannot tell
+    "gpu": str,  # target GPU for memory rules, e.g. "A100-80GB"
+    "usable-memory-gb": (int, float),  # usable GPU memory when the GPU is not in the catalog
+}
+DEFAULT_EXCLUDE = [".git", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".mypy_cache", "build", "dist"]
+
+
+class ProjectConfigError(Exception):
+    """A settings file that cannot be used; reported with its path, exit code 2."""
+
+
+class Project:
+    """Settings of one run: from a settings file, then command-line overrides."""
+
+    __slots__ = ("root", "source", "select", "ignore", "per_file_ignores", "severity", "fail_on", "options",
+                 "extra_rules", "exclude", "models", "dataset_examples", "gpu", "usable_memory_gb")  # fmt: skip
+
+    def __init__(self, root: Path, source: Path | None = None) -> None:
+        self.root = root
+        self.source = source
+        self.select: list[str] = []
+        self.ignore: list[str] = []
+        self.per_file_ignores: dict[str, list[str]] = {}
+        self.severity: dict[str, str] = {}
+        self.fail_on = "error"
+        self.options: dict[str, dict[str, Any]] = {}
+        self.extra_rules: list[Path] = []
+        self.exclude: list[str] = list(DEFAULT_EXCLUDE)
+        self.models: dict[str, Any] = {}
+        self.dataset_examples: int | None = None
+        self.gpu: str | None = None
+        self.usable_memory_gb: float | None = None
+
+    def apply(self, table: dict[str, Any], where: str) -> None:
+        """Take the values of a ``[tool.lora-lint]`` table, checking names and types."""
+        for key, value in table.items():
+            if key not in KEYS:
+                near = difflib.get_close_matches(key, KEYS, n=1)
+                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                raise ProjectConfigError(f"{where}: unknown setting {key!r}{hint}")
+            expected = KEYS[key]
+            if not isinstance(value, expected) or isinstance(value, bool):
+                raise ProjectConfigError(f"{where}: {key!r} has the wrong type ({type(value).__name__})")
+            attribute = key.replace("-", "_")
+            if key == "extra-rules":
+                value = [(self.root / folder) for folder in value]
+            if key == "exclude":
+                value = self.exclude + value
+            setattr(self, attribute, value)
+        for name, severity in list(self.severity.items()) + [("fail-on", self.fail_on)]:
+            if severity not in SEVERITY_RANK:
+                raise ProjectConfigError(f"{where}: {name}: severity must be one of info, warning, error, not {severity!r}")
+
+    def check_rule_references(self, codes_and_names: set[str]) -> None:
+        """Every code named in the settings must exist: a typo would silently disable a policy."""
+        referenced = self.select + self.ignore + list(self.severity) + list(self.options)
+        referenced += [code for codes in self.per_file_ignores.values() for code in codes]
+        for ref in referenced:
+            if ref in codes_and_names or ref == "ALL" or any(code.startswith(ref) for code in codes_and_names if ref[:2] == code[:2]):
+                continue
+            near = difflib.get_close_matches(ref, codes_and_names, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            raise ProjectConfigError(f"{self.source or 'settings'}: unknown rule {ref!r}{hint}")
+
+
+def find_settings(start: Path) -> Path | None:
+    """The nearest .lora-lint.toml, or pyproject.toml with a [tool.lora-lint] table, upward from start."""
+    for folder in (start, *start.parents):
+        candidate = folder / ".lora-lint.toml"
+        if candidate.is_file():
+            return candidate
+        candidate = folder / "pyproject.toml"
+        if candidate.is_file():
+            try:
+                if "[tool.lora-lint" in candidate.read_text(encoding="utf-8"):
+                    return candidate
+            except (OSError, UnicodeDecodeError):
+                continue
+    return None
+
+
+def load_project(start: Path, settings: Path | None = None) -> Project:
+    """Settings found from ``start`` (or read from ``settings``); defaults when there are none."""
+    path = settings or find_settings(start.resolve())
+    if path is None:
+        return Project(start.resolve())
+    import tomllib  # only when a settings file exists: ~6 ms
+
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProjectConfigError(f"{path}: cannot read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ProjectConfigError(f"{path}: invalid TOML: {exc}") from None
+    table = data if path.name == ".lora-lint.toml" else data.get("tool", {}).get("lora-lint", {})
+    project = Project(path.parent, path)
+    project.apply(table, str(path))
+    return project

@@ -1,0 +1,230 @@
+"""Count the examples of a local dataset file without loading it.
+
+Several mistakes are about data size (too many trainable parameters for a few hundred
+examples, an epoch count that overfits). A config usually names its data file, so the
+count is cheap to know: lines for JSON Lines and text, the length of a top-level JSON list,
+rows of a CSV, and the row count stored in a Parquet footer. Anything else, or a file too
+large to count quickly, stays unknown (None) rather than guessed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import struct
+from pathlib import Path
+from typing import Any
+
+from lora_lint.lora_setup import Location
+
+MAX_LINE_COUNT_BYTES = 512 * 1024 * 1024
+"""Counting lines is I/O bound (about 1 s per GB); larger files stay unknown."""
+MAX_JSON_BYTES = 32 * 1024 * 1024
+"""A JSON list must be parsed whole to be counted; bound the memory that takes."""
+MAX_CSV_BYTES = 64 * 1024 * 1024
+
+EXTENSIONS = (".jsonl", ".json", ".csv", ".parquet", ".txt")
+
+
+def resolve(path: str, config_dir: Path) -> Path | None:
+    """The local file ``path`` names: relative to the config's folder first, then the working directory."""
+    if not path or "://" in path:
+        return None
+    candidate = Path(path).expanduser()
+    for place in ((candidate,) if candidate.is_absolute() else (config_dir / candidate, candidate)):
+        try:
+            if place.is_file():
+                return place
+        except OSError:
+            return None
+    return None
+
+
+def count_examples(path: Path) -> int | None:
+    """Number of examples in a local data file, or None when it cannot be known cheaply."""
+    suffix = path.suffix.lower()
+    try:
+        size = path.stat().st_size
+        if suffix in (".jsonl", ".txt"):
+            return _count_lines(path) if size <= MAX_LINE_COUNT_BYTES else None
+        if suffix == ".json":
+            return _count_json(path, size)
+        if suffix == ".csv":
+            return _count_csv(path) if size <= MAX_CSV_BYTES else None
+        if suffix == ".parquet":
+            return parquet_row_count(path)
+    except (OSError, ValueError, UnicodeDecodeError, csv.Error):
+        return None
+    return None
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as handle:
+        return sum(1 for line in handle if line.strip())
+
+
+def _count_json(path: Path, size: int) -> int | None:
+    """A top-level list counts its items; a file of one object per line (saved as .json) counts lines."""
+    if size > MAX_JSON_BYTES:
+        return None
+    text = path.read_text(encoding="utf-8-sig")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.msg == "Extra data":  # JSON Lines under a .json name, as axolotl and datasets accept
+            return sum(1 for line in text.splitlines() if line.strip())
+        return None
+    return len(data) if isinstance(data, list) else None
+
+
+def _count_csv(path: Path) -> int:
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        rows = sum(1 for row in csv.reader(handle) if row)
+    return max(rows - 1, 0)
+
+
+def parquet_row_count(path: Path) -> int | None:
+    """``num_rows`` of a Parquet file, read from its footer (Thrift compact protocol) without pyarrow.
+
+    The footer ends with the metadata length and ``PAR1``; ``FileMetaData`` field 3 is the row
+    count. Fields before it (version, schema) are skipped generically.
+    """
+    with path.open("rb") as handle:
+        handle.seek(0, 2)
+        end = handle.tell()
+        if end < 12:
+            return None
+        handle.seek(end - 8)
+        length_bytes, magic = handle.read(4), handle.read(4)
+        if magic != b"PAR1":
+            return None
+        length = struct.unpack("<I", length_bytes)[0]
+        if length > end - 12:
+            return None
+        handle.seek(end - 8 - length)
+        return _ThriftCompact(handle.read(length)).field_i64(3)
+
+
+class _ThriftCompact:
+    """Just enough of the Thrift compact protocol to find one i64 field of the top-level struct."""
+
+    _I64_TYPES = {5, 6}  # i32, i64 (zigzag varints)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def field_i64(self, wanted: int) -> int | None:
+        field_id = 0
+        while True:
+            header = self._byte()
+            if header == 0:  # stop
+                return None
+            kind, delta = header & 0x0F, header >> 4
+            field_id = field_id + delta if delta else self._zigzag(self._varint())
+            if field_id == wanted and kind in self._I64_TYPES:
+                return self._zigzag(self._varint())
+            self._skip(kind)
+
+    def _byte(self) -> int:
+        if self.pos >= len(self.data):
+            raise ValueError("truncated parquet footer")
+        value = self.data[self.pos]
+        self.pos += 1
+        return value
+
+    def _varint(self) -> int:
+        shift = result = 0
+        while True:
+            byte = self._byte()
+            result |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return result
+            shift += 7
+            if shift > 70:
+                raise ValueError("bad varint")
+
+    @staticmethod
+    def _zigzag(value: int) -> int:
+        return (value >> 1) ^ -(value & 1)
+
+    def _skip(self, kind: int, depth: int = 0) -> None:
+        if depth > 32:
+            raise ValueError("nesting too deep")
+        if kind in (1, 2):  # bool true/false stored in the header
+            return
+        if kind == 3:  # byte
+            self.pos += 1
+        elif kind in (4, 5, 6):  # i16, i32, i64
+            self._varint()
+        elif kind == 7:  # double
+            self.pos += 8
+        elif kind == 8:  # binary
+            length = self._varint()
+            self.pos += length
+        elif kind in (9, 10):  # list, set
+            header = self._byte()
+            size, element = header >> 4, header & 0x0F
+            if size == 15:
+                size = self._varint()
+            for _ in range(size):
+                self._skip_element(element, depth)
+        elif kind == 11:  # map
+            size = self._varint()
+            if size:
+                types = self._byte()
+                for _ in range(size):
+                    self._skip_element(types >> 4, depth)
+                    self._skip_element(types & 0x0F, depth)
+        elif kind == 12:  # struct
+            self._skip_struct(depth + 1)
+        else:
+            raise ValueError(f"unknown thrift type {kind}")
+        if self.pos > len(self.data):
+            raise ValueError("truncated parquet footer")
+
+    def _skip_element(self, kind: int, depth: int) -> None:
+        if kind in (1, 2):  # a bool inside a collection takes one byte
+            self.pos += 1
+        else:
+            self._skip(kind, depth + 1)
+
+    def _skip_struct(self, depth: int) -> None:
+        while True:
+            header = self._byte()
+            if header == 0:
+                return
+            if not header >> 4:
+                self._varint()
+            self._skip(header & 0x0F, depth)
+
+
+def dataset_record(
+    source: Any, location: Location | None, config_dir: Path, *, data_files: Any = None, **fields: Any
+) -> dict[str, Any]:
+    """One entry of the normalized ``datasets`` list: what the file says, where, and its size when local.
+
+    ``source`` is the hub id or path as written. The files counted are ``data_files`` when given
+    (a path or a list of paths), else ``source`` itself. ``files`` lists the local files found;
+    ``examples`` is their total size, None when any of them is not local or not countable.
+    """
+    names = data_files if data_files is not None else source
+    names = names if isinstance(names, list) else [names]
+    local = [resolve(name, config_dir) if isinstance(name, str) else None for name in names]
+    counts = [count_examples(path) if path else None for path in local]
+    record: dict[str, Any] = {"path": source, **fields}
+    if data_files is not None:
+        record["data_files"] = data_files
+    record["files"] = [str(path) for path in local if path]
+    record["examples"] = None if not counts or None in counts else sum(c for c in counts if c is not None)
+    if location is not None:
+        record.update(line=location.line, column=location.column, key=location.key)
+    return record
+
+
+def total_examples(records: list[dict[str, Any]], max_samples: Any = None) -> int | None:
+    """Training examples over all datasets, each capped at ``max_samples``; None if any size is unknown."""
+    if not records or any(not isinstance(r.get("examples"), int) for r in records):
+        return None
+    cap = max_samples if isinstance(max_samples, int) and not isinstance(max_samples, bool) and max_samples > 0 else None
+    return sum(min(r["examples"], cap) if cap else r["examples"] for r in records)

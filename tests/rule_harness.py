@@ -1,0 +1,32 @@
+"""Lint a snippet of config text as a given format, the way rule examples and tests need."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lora_lint.engine import FileResult, Linter
+from lora_lint.project import Project
+
+FILE_NAMES = {
+    "peft": "adapter_config.json",
+    "lora-config": "lora.yaml",
+    "axolotl": "config.yml",
+    "llamafactory": "train_lora.yaml",
+    "torchtune": "recipe.yaml",
+    "python": "train.py",
+}
+
+
+def lint_source(source: str, fmt: str, folder: Path, options: dict | None = None, project: Project | None = None) -> list[FileResult]:
+    """Write ``source`` as a file of format ``fmt`` in ``folder`` and lint it."""
+    path = folder / FILE_NAMES[fmt]
+    path.write_text(source, encoding="utf-8")
+    project = project or Project(folder)
+    for ident, values in (options or {}).items():
+        project.options.setdefault(ident, {}).update(values)
+    return Linter(project).lint_paths([str(path)])
+
+
+def codes(results: list[FileResult], *, min_severity: str = "warning") -> list[str]:
+    order = ["info", "warning", "error"]
+    return sorted(f.code for r in results for f in r.findings if order.index(f.severity) >= order.index(min_severity))
