@@ -1,0 +1,309 @@
+"""Symptom detectors: small pure functions over a :class:`RunRecord`.
+
+Each returns a :class:`Symptom` or None. Thresholds are keyword options; the defaults
+are chosen for smoke runs of a few dozen steps and explained where they are set.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from lora_lint.runtime.record import RunRecord
+from lora_lint.runtime.stats import mann_kendall
+
+@dataclass(frozen=True)
+class Symptom:
+    name: str
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "message": self.message, "evidence": self.evidence}
+
+
+def _finite(values: list[float]) -> bool:
+    return all(math.isfinite(v) for v in values)
+
+
+def _listing(names: list[str], limit: int = 3) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def dead_adapter(record: RunRecord) -> Symptom | None:
+    """Adapter tensors that no gradient reaches, or that the optimizer never moves.
+
+    PEFT starts lora_B at zero, so lora_A's gradient is zero until B moves: the training
+    loop already excuses A while its B is zero. Anything left here cannot learn.
+    """
+    evidence = {
+        "missing_grad": record.grads_missing,
+        "zero_grad": record.grads_zero,
+        "lora_B_still_zero": record.frozen_lora_b,
+        "steps_watched": record.watch_steps,
+    }
+    if record.grads_missing:
+        return Symptom(
+            "dead-adapter",
+            f"{len(record.grads_missing)} trainable tensor(s) got no gradient in the first backward pass "
+            f"({_listing(record.grads_missing)}): the graph does not reach the adapter (a 4-bit model run "
+            "in eval mode, a detached input, or a frozen path)",
+            evidence,
+        )
+    if record.grads_zero:
+        return Symptom(
+            "dead-adapter",
+            f"{len(record.grads_zero)} trainable tensor(s) had an all-zero gradient for {record.watch_steps} steps "
+            f"({_listing(record.grads_zero)}): check lora_dropout (1.0 drops every input), lora_alpha (0 "
+            "scales the update away) and what the adapted layers feed into",
+            evidence,
+        )
+    if record.frozen_lora_b:
+        return Symptom(
+            "dead-adapter",
+            f"{len(record.frozen_lora_b)} lora_B tensor(s) were still all zero after {record.watch_steps} steps "
+            f"although gradients arrived ({_listing(record.frozen_lora_b)}): the optimizer does not move the "
+            f"adapter (learning rate {record.learning_rate:g})",
+            evidence,
+        )
+    return None
+
+
+def initial_loss(
+    record: RunRecord,
+    *,
+    no_op_tolerance: float = 0.01,
+    random_tolerance: float = 1.5,
+    pretrained_margin: float = 0.5,
+) -> Symptom | None:
+    """The step-0 loss must be the base model's, and plausible for the weights.
+
+    ``no_op_tolerance`` (nats): with PEFT's default init (B = 0) the adapter adds exactly
+    zero, so adapter on and off agree up to rounding (bf16/NF4 compute stays well under
+    0.01); a real init change moves the loss by far more.
+    ``random_tolerance`` (nats): random logits with standard deviation s give an expected
+    loss of ln(V) + s^2/2; Hugging Face inits give s around 1-1.3, so up to ~0.9 nats above
+    ln(V) is normal and 1.5 leaves room without missing broken labels (which give tens).
+    ``pretrained_margin`` (nats): trained weights must predict better than uniform; a loss
+    above ln(V) + margin means the tokenizer or the weights do not match the model.
+    """
+    uniform = math.log(record.vocab_size)
+    base, start = record.base_loss, record.initial_loss
+    evidence = {"initial_loss": start, "base_loss": base, "ln_vocab": uniform, "random_weights": record.random_weights}
+    if start is None or not math.isfinite(start):
+        return None  # a non-finite start is divergence's to report
+    if base is not None and math.isfinite(base) and abs(start - base) > no_op_tolerance:
+        evidence["difference"] = start - base
+        return Symptom(
+            "initial-loss",
+            f"the step-0 loss with the adapter ({start:.4f}) differs from the base model's ({base:.4f}): the "
+            "adapter is not a no-op at initialization (init_lora_weights other than the default, or a "
+            "resumed adapter), so training starts from a changed model",
+            evidence,
+        )
+    if record.random_weights and abs(start - uniform) > random_tolerance:
+        return Symptom(
+            "initial-loss",
+            f"the step-0 loss {start:.3f} is far from ln(vocab) = {uniform:.3f} expected from random weights: "
+            "labels may be misaligned, padding counted in the loss, or the vocabulary size wrong",
+            evidence,
+        )
+    if not record.random_weights and start > uniform + pretrained_margin:
+        return Symptom(
+            "initial-loss",
+            f"the pretrained model's step-0 loss {start:.3f} is worse than guessing uniformly "
+            f"(ln(vocab) = {uniform:.3f}): the tokenizer does not match the model or the weights did not load",
+            evidence,
+        )
+    return None
+
+
+def _smoothed(values: list[float], weight: float) -> list[float]:
+    out, level = [], values[0]
+    for value in values:
+        level = weight * value + (1 - weight) * level
+        out.append(level)
+    return out
+
+
+def divergence(
+    record: RunRecord,
+    *,
+    smoothing: float = 0.3,
+    rise_fraction: float = 0.05,
+    min_rise: float = 0.3,
+    patience: int = 5,
+    max_update_ratio: float = 10.0,
+) -> Symptom | None:
+    """Non-finite values, a loss that climbs back well above its best, or weights that run away.
+
+    ``smoothing``: exponential smoothing weight (about a 6-step memory), so single noisy
+    batches do not count. The smoothed loss must stay above its best by ``rise_fraction``
+    of that best (at least ``min_rise`` nats) for the last ``patience`` steps: healthy
+    runs on a few dozen batches wobble by a few hundredths of a nat.
+    ``max_update_ratio``: fine-tuning updates stay well below the weights they adapt
+    (||dW|| / ||W|| around 0.1 in the LoRA paper); an update ten times larger than the
+    layer means the optimizer is throwing the adapter around, even where normalization
+    layers keep the loss bounded.
+    """
+    for step, loss in enumerate(record.losses):
+        norm = record.grad_norms[step] if step < len(record.grad_norms) else 0.0
+        if not (math.isfinite(loss) and math.isfinite(norm)):
+            return Symptom(
+                "divergence",
+                f"loss or gradient became non-finite at step {step} (loss {loss}, grad norm {norm}): lower the "
+                "learning rate, check fp16 overflow, add gradient clipping",
+                {"step": step, "loss": loss, "grad_norm": norm},
+            )
+    worst_ratio = max(record.update_ratios, default=0.0)
+    if not math.isfinite(worst_ratio) or worst_ratio > max_update_ratio:
+        step = next(i for i, v in enumerate(record.update_ratios) if not (v <= max_update_ratio))
+        return Symptom(
+            "divergence",
+            f"the adapter's update grew to {worst_ratio:.3g}x the norm of the layer it adapts (step {step} "
+            f"passed {max_update_ratio:g}x): the learning rate {record.learning_rate:g} is far too high",
+            {"max_update_ratio": worst_ratio, "step": step, "threshold": max_update_ratio},
+        )
+    if len(record.losses) < patience + 2:
+        return None
+    smooth = _smoothed(record.losses, smoothing)
+    best_so_far, rises = math.inf, []
+    for value in smooth:
+        best_so_far = min(best_so_far, value)
+        rises.append(value - best_so_far)
+    best = min(smooth)
+    allowed = max(min_rise, rise_fraction * abs(best))
+    if all(rise > allowed for rise in rises[-patience:]):
+        return Symptom(
+            "divergence",
+            f"the smoothed loss rose to {smooth[-1]:.3f}, {rises[-1]:.3f} above its best {best:.3f}, and stayed "
+            f"there for {patience}+ steps: lower the learning rate ({record.learning_rate:g}) or add warmup",
+            {"best_smoothed": best, "last_smoothed": smooth[-1], "rise": rises[-1], "allowed_rise": allowed},
+        )
+    return None
+
+
+def plateau(
+    record: RunRecord,
+    *,
+    min_steps: int = 10,
+    window_fraction: float = 0.5,
+    significance: float = 0.05,
+    min_improvement: float = 0.02,
+    edge: int = 5,
+) -> Symptom | None:
+    """The loss neither falls now (Mann-Kendall) nor fell overall (total improvement).
+
+    Both must hold: a run that learned fast and then saturated has a flat recent window
+    but a large total improvement, and that is convergence, not a plateau.
+    ``window_fraction``: the recent window is the last half of the run.
+    ``significance``: one-sided 5 % level for a falling trend.
+    ``min_improvement``: 2 % of the starting loss, measured between the medians of the
+    first and last ``edge`` steps (medians shrug off single odd batches); a learning
+    adapter gains far more than that in a few dozen steps even at 5e-5.
+    """
+    losses = record.losses
+    if len(losses) < min_steps or not _finite(losses):
+        return None
+    window = losses[-max(min_steps, int(len(losses) * window_fraction)) :]
+    trend = mann_kendall(window)
+    start = statistics.median(losses[:edge])
+    end = statistics.median(losses[-edge:])
+    improvement = (start - end) / abs(start) if start else 0.0
+    evidence = {
+        "window_steps": len(window),
+        "sen_slope": trend.sen_slope,
+        "mann_kendall_z": trend.z,
+        "p_value": trend.p_value,
+        "start_loss": start,
+        "end_loss": end,
+        "improvement": improvement,
+        "min_improvement": min_improvement,
+    }
+    if trend.decreasing(significance) or improvement >= min_improvement:
+        return None
+    return Symptom(
+        "plateau",
+        f"the loss is flat: {start:.3f} -> {end:.3f} ({improvement:+.1%}) with no falling trend over the last "
+        f"{len(window)} steps (Sen's slope {trend.sen_slope:.2g}/step, p = {trend.p_value:.2f}): suspect the "
+        f"update scale (lora_alpha / r), the rank, or the learning rate ({record.learning_rate:g})",
+        evidence,
+    )
+
+
+def overfit(
+    record: RunRecord,
+    *,
+    min_evaluations: int = 4,
+    rising_evaluations: int = 2,
+    min_rise_fraction: float = 0.02,
+    edge: int = 3,
+) -> Symptom | None:
+    """Held-out loss rising since its best while the training loss keeps falling.
+
+    ``rising_evaluations``: at least two evaluations after the best one, all above it,
+    the last the highest so far, so one unlucky evaluation cannot trigger it.
+    ``min_rise_fraction``: the held-out loss must have risen by 2 % of its best, and the
+    train/held-out gap must have grown by at least as much.
+    """
+    evaluations = record.val_losses
+    if len(evaluations) < min_evaluations or not _finite([v for _, v in evaluations]):
+        return None
+    values = [v for _, v in evaluations]
+    best_index = min(range(len(values)), key=values.__getitem__)
+    after = values[best_index + 1 :]
+    if len(after) < rising_evaluations or not all(v > values[best_index] for v in after):
+        return None
+    best_step, best_val = evaluations[best_index]
+    last_step, last_val = evaluations[-1]
+    rise = last_val - best_val
+    train_at_best = _train_loss_near(record.losses, best_step, edge)
+    train_at_last = _train_loss_near(record.losses, last_step, edge)
+    gap_at_best, gap_at_last = best_val - train_at_best, last_val - train_at_last
+    evidence = {
+        "best_val_step": best_step,
+        "best_val_loss": best_val,
+        "last_val_loss": last_val,
+        "val_rise": rise,
+        "train_at_best": train_at_best,
+        "train_at_last": train_at_last,
+        "gap_at_best": gap_at_best,
+        "gap_at_last": gap_at_last,
+    }
+    threshold = min_rise_fraction * abs(best_val)
+    if rise <= threshold or train_at_last >= train_at_best or gap_at_last - gap_at_best <= threshold:
+        return None
+    return Symptom(
+        "overfit",
+        f"held-out loss rose from {best_val:.3f} (step {best_step}) to {last_val:.3f} while the training loss fell "
+        f"from {train_at_best:.3f} to {train_at_last:.3f}; the gap grew from {gap_at_best:.3f} to {gap_at_last:.3f}: "
+        "more data, fewer steps or epochs, a smaller rank, or more lora_dropout/weight decay",
+        evidence,
+    )
+
+
+def _train_loss_near(losses: list[float], step: int, edge: int) -> float:
+    """Median training loss of the steps just before ``step``: one batch is too noisy."""
+    upto = max(1, min(step, len(losses)))
+    return statistics.median(losses[max(0, upto - edge) : upto])
+
+
+DETECTORS: dict[str, Callable[[RunRecord], Symptom | None]] = {
+    "dead-adapter": dead_adapter,
+    "initial-loss": initial_loss,
+    "divergence": divergence,
+    "plateau": plateau,
+    "overfit": overfit,
+}
+
+
+SYMPTOM_NAMES = tuple(DETECTORS)
+
+
+def diagnose(record: RunRecord) -> list[Symptom]:
+    """Every symptom the record shows, in the order of :data:`SYMPTOM_NAMES`."""
+    return [symptom for detect in DETECTORS.values() if (symptom := detect(record)) is not None]
