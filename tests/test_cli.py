@@ -47,7 +47,7 @@ def test_error_finding_exits_one_with_position(project, capsys):
     (project / "train.yml").write_text(BAD_AXOLOTL)
     code, out, _ = run_cli(["check", "train.yml", "--format", "text"], capsys)
     assert code == 1
-    assert "train.yml:4:15: LL104 [error]" in out
+    assert "train.yml:5:1: LL104 [error]" in out
     assert "lora_dropout: 1.0" in out  # the source excerpt
 
 
@@ -69,7 +69,7 @@ def test_json_contract(project, capsys):
     assert entry["facts"]["alpha_over_r"] == 2.0
     finding = next(f for f in entry["findings"] if f["code"] == "LL104")
     assert set(finding) == {"code", "name", "severity", "message", "line", "column", "key"}
-    assert (finding["line"], finding["key"]) == (4, "lora_dropout")
+    assert (finding["line"], finding["key"]) == (5, "lora_dropout")
     assert report["summary"]["by_severity"]["error"] >= 1
 
 
@@ -81,14 +81,14 @@ def test_sarif_is_valid_2_1_0(project, capsys):
     assert log.version == "2.1.0"
     result = next(r for r in json.loads(out)["runs"][0]["results"] if r["ruleId"] == "LL104")
     assert result["level"] == "error"
-    assert result["locations"][0]["physicalLocation"]["region"] == {"startLine": 4, "startColumn": 15}
+    assert result["locations"][0]["physicalLocation"]["region"] == {"startLine": 5, "startColumn": 1}
 
 
 def test_github_annotations_and_auto(project, capsys, monkeypatch):
     (project / "train.yml").write_text(BAD_AXOLOTL)
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     _, out, _ = run_cli(["check", "train.yml"], capsys)
-    assert "::error file=train.yml,line=4,col=15,title=LL104 dropout-kills-adapter::" in out
+    assert "::error file=train.yml,line=5,col=1,title=LL104 dropout-kills-adapter::" in out
 
 
 def test_stdin(project, capsys, monkeypatch):

@@ -46,6 +46,7 @@ class Config:
         self.aliases = aliases
 
     def __getitem__(self, key: str) -> Any:
+        key = self.aliases.get(key, key)
         if key in self.raw:
             return self.raw[key]
         for alias, target in self.aliases.items():
@@ -112,11 +113,11 @@ _NONE = "none"  # parameter-free (OLMo)
 
 def _decoder(
     *,
-    norms: tuple[str, ...] = ("input_layernorm", "post_attention_layernorm"),
+    norms: tuple[str, ...] | Callable[[Config], tuple[str, ...]] = ("input_layernorm", "post_attention_layernorm"),
     norm_kind: str = _RMS,
     final_norm: str = "norm",
-    qkv_bias: Callable[[Config], bool] = lambda c: bool(c["attention_bias"]),
-    o_bias: Callable[[Config], bool] = lambda c: bool(c["attention_bias"]),
+    qkv_bias: Callable[[Config], bool] = lambda c: False,
+    o_bias: Callable[[Config], bool] = lambda c: False,
     o_name: str = "o_proj",
     fused_qkv: bool = False,
     qk_norm: Callable[[Config, Builder, str, int, int, int], None] | None = None,
@@ -130,6 +131,7 @@ def _decoder(
     def layout(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
         hidden, heads, kv = c["hidden_size"], c["num_attention_heads"], _kv_heads(c)
         hd = head_dim(c)
+        layer_norms = norms(c) if callable(norms) else norms
         b.embedding("model.embed_tokens", c["vocab_size"], hidden)
         for i in range(c["num_hidden_layers"]):
             p = f"model.layers.{i}"
@@ -143,7 +145,7 @@ def _decoder(
             if qk_norm:
                 qk_norm(c, b, f"{p}.self_attn", heads, kv, hd)
             mlp(c, b, f"{p}.mlp", i)
-            for norm in norms:
+            for norm in layer_norms:
                 _norm(b, f"{p}.{norm}", hidden, norm_kind)
         _norm(b, f"model.{final_norm}", hidden, norm_kind)
         return _head(b, c, task, num_labels, embed="model.embed_tokens", width=hidden, lm_bias=lm_bias)
@@ -243,8 +245,10 @@ def _stablelm_qk_norm(c: Config, b: Builder, p: str, heads: int, kv: int, hd: in
 
 _LLAMA_LIKE = dict(
     vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-    num_key_value_heads=None, head_dim=None, tie_word_embeddings=False, attention_bias=False, mlp_bias=False,
+    num_key_value_heads=None, head_dim=None, tie_word_embeddings=False,
 )
+_ATTENTION_BIAS = dict(qkv_bias=lambda c: bool(c["attention_bias"]), o_bias=lambda c: bool(c["attention_bias"]))
+"""Families whose config has ``attention_bias``: it applies to q, k, v and o alike."""
 
 
 def _defaults(**overrides: Any) -> dict[str, Any]:
@@ -450,7 +454,9 @@ _BERT_DEFAULTS = dict(
 
 FAMILIES: dict[str, Family] = {
     "llama": Family(
-        _decoder(mlp=_gated_mlp(lambda c: bool(c["mlp_bias"]))), _defaults(), default_targets=("q_proj", "v_proj")
+        _decoder(mlp=_gated_mlp(lambda c: bool(c["mlp_bias"])), **_ATTENTION_BIAS),
+        _defaults(attention_bias=False, mlp_bias=False),
+        default_targets=("q_proj", "v_proj"),
     ),
     "mistral": Family(
         _decoder(), _defaults(intermediate_size=14336, num_key_value_heads=8), default_targets=("q_proj", "v_proj")
@@ -474,33 +480,36 @@ FAMILIES: dict[str, Family] = {
             num_key_value_heads=16, decoder_sparse_step=1, moe_intermediate_size=1408,
             shared_expert_intermediate_size=5632, num_experts=60, mlp_only_layers=None, qkv_bias=True,
         ),
-        moe_conversion="qwen2_moe",
     ),
     "qwen3": Family(
-        _decoder(qk_norm=_per_head_norm),
-        _defaults(vocab_size=151936, intermediate_size=22016, num_key_value_heads=32, head_dim=128),
+        _decoder(qk_norm=_per_head_norm, **_ATTENTION_BIAS),
+        _defaults(vocab_size=151936, intermediate_size=22016, num_key_value_heads=32, head_dim=128,
+                  attention_bias=False),
         default_targets=("q_proj", "v_proj"),
     ),
     "qwen3_moe": Family(
-        _decoder(qk_norm=_per_head_norm, mlp=_qwen_moe(shared_expert=False)),
+        _decoder(qk_norm=_per_head_norm, mlp=_qwen_moe(shared_expert=False), **_ATTENTION_BIAS),
         _defaults(
             vocab_size=151936, hidden_size=2048, intermediate_size=6144, num_hidden_layers=24, num_key_value_heads=4,
             decoder_sparse_step=1, moe_intermediate_size=768, num_experts=128, mlp_only_layers=None,
+            attention_bias=False,
         ),
         aliases={"num_local_experts": "num_experts"},
         moe_conversion="qwen2_moe",
     ),
     "gemma": Family(
-        _decoder(),
+        _decoder(**_ATTENTION_BIAS),
         _defaults(vocab_size=256000, hidden_size=3072, intermediate_size=24576, num_hidden_layers=28,
-                  num_attention_heads=16, num_key_value_heads=16, head_dim=256, tie_word_embeddings=True),
+                  num_attention_heads=16, num_key_value_heads=16, head_dim=256, tie_word_embeddings=True,
+                  attention_bias=False),
         default_targets=("q_proj", "v_proj"),
     ),
     "gemma2": Family(
         _decoder(norms=("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
-                        "post_feedforward_layernorm")),
+                        "post_feedforward_layernorm"), **_ATTENTION_BIAS),
         _defaults(vocab_size=256000, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26,
-                  num_attention_heads=8, num_key_value_heads=4, head_dim=256, tie_word_embeddings=True),
+                  num_attention_heads=8, num_key_value_heads=4, head_dim=256, tie_word_embeddings=True,
+                  attention_bias=False),
         default_targets=("q_proj", "v_proj"),
     ),
     "gemma3_text": Family(
@@ -508,9 +517,11 @@ FAMILIES: dict[str, Family] = {
             norms=("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
                    "post_feedforward_layernorm"),
             qk_norm=_per_head_norm,
+            **_ATTENTION_BIAS,
         ),
         _defaults(vocab_size=262208, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26,
-                  num_attention_heads=8, num_key_value_heads=4, head_dim=256, tie_word_embeddings=True),
+                  num_attention_heads=8, num_key_value_heads=4, head_dim=256, tie_word_embeddings=True,
+                  attention_bias=False),
         default_targets=("q_proj", "v_proj"),
     ),
     "phi": Family(
@@ -529,8 +540,9 @@ FAMILIES: dict[str, Family] = {
     ),
     "stablelm": Family(
         _decoder(
-            norms=("input_layernorm", "post_attention_layernorm"), norm_kind=_LN,
-            qkv_bias=lambda c: bool(c["use_qkv_bias"]), o_bias=lambda c: False, qk_norm=_stablelm_qk_norm,
+            norms=lambda c: ("input_layernorm",) if c["use_parallel_residual"] else
+            ("input_layernorm", "post_attention_layernorm"),
+            norm_kind=_LN, qkv_bias=lambda c: bool(c["use_qkv_bias"]), o_bias=lambda c: False, qk_norm=_stablelm_qk_norm,
             head_dim=lambda c: c["hidden_size"] // c["num_attention_heads"],
         ),
         _defaults(vocab_size=50304, intermediate_size=6912, hidden_size=2560, num_key_value_heads=32,
@@ -545,18 +557,21 @@ FAMILIES: dict[str, Family] = {
         _defaults(vocab_size=49152, hidden_size=3072, intermediate_size=12288, num_hidden_layers=30,
                   num_attention_heads=24, num_key_value_heads=2, use_bias=True, tie_word_embeddings=True),
     ),
-    "olmo": Family(_decoder(norm_kind=_NONE), _defaults(vocab_size=50304)),
+    "olmo": Family(_decoder(norm_kind=_NONE, **_ATTENTION_BIAS), _defaults(vocab_size=50304, attention_bias=False)),
     "olmo2": Family(
-        _decoder(norms=("post_attention_layernorm", "post_feedforward_layernorm"), qk_norm=_olmo2_qk_norm),
-        _defaults(vocab_size=50304),
+        _decoder(norms=("post_attention_layernorm", "post_feedforward_layernorm"), qk_norm=_olmo2_qk_norm,
+                 **_ATTENTION_BIAS),
+        _defaults(vocab_size=50304, attention_bias=False),
     ),
     "granite": Family(
-        _decoder(mlp=_gated_mlp(lambda c: bool(c["mlp_bias"]))), _defaults(), tasks=frozenset({CAUSAL_LM})
+        _decoder(mlp=_gated_mlp(lambda c: bool(c["mlp_bias"])), **_ATTENTION_BIAS),
+        _defaults(attention_bias=False, mlp_bias=False),
+        tasks=frozenset({CAUSAL_LM}),
     ),
     "cohere": Family(
-        _decoder(norms=("input_layernorm",), qk_norm=_cohere_qk_norm),
+        _decoder(norms=("input_layernorm",), qk_norm=_cohere_qk_norm, **_ATTENTION_BIAS),
         _defaults(vocab_size=256000, hidden_size=8192, intermediate_size=22528, num_hidden_layers=40,
-                  num_attention_heads=64, tie_word_embeddings=True, use_qk_norm=False),
+                  num_attention_heads=64, tie_word_embeddings=True, use_qk_norm=False, attention_bias=False),
         tasks=frozenset({CAUSAL_LM}),
     ),
     "gpt2": Family(
@@ -639,9 +654,11 @@ def architecture_for(config: Mapping[str, Any], task_type: str | None = None,
     what a text-only fine-tune loads (``Gemma3ForCausalLM``).
     """
     model_type = str(config.get("model_type", ""))
+    note = None
     if model_type == "gemma3" and isinstance(config.get("text_config"), Mapping):
-        config = {"model_type": "gemma3_text", **config["text_config"]}
+        config = {**config["text_config"], "model_type": "gemma3_text"}
         model_type = "gemma3_text"
+        note = "multimodal gemma3: described by its text model (Gemma3ForCausalLM); the vision tower is not counted"
     family = FAMILIES.get(model_type)
     if family is None:
         raise UnsupportedArchitecture(model_type or "<no model_type>")
@@ -666,6 +683,7 @@ def architecture_for(config: Mapping[str, Any], task_type: str | None = None,
         moe_conversion=family.moe_conversion,
         default_targets=family.default_targets,
         config=dict(config),
+        note=note,
     )
 
 

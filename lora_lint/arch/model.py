@@ -79,6 +79,7 @@ class Architecture:
     moe_conversion: str | None = None  # PEFT's transformers-v5 MoE target conversion ("mixtral" | "qwen2_moe")
     default_targets: tuple[str, ...] | None = None  # PEFT's per-model_type default target_modules
     config: dict = field(default_factory=dict, repr=False, compare=False)
+    note: str | None = None  # where this description knowingly differs from the real model
 
     @cached_property
     def by_name(self) -> dict[str, Module]:

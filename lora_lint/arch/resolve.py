@@ -16,6 +16,7 @@ nothing for it when every config names a local model.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -29,7 +30,7 @@ CATALOG_PATH = Path(__file__).with_name("catalog.json")
 
 _QUANTIZED_SUFFIX = re.compile(
     r"-(?:unsloth-bnb-4bit|bnb-(?:4bit|8bit|nf4|fp4)|nvfp4|mxfp4|fp8(?:-dynamic)?|fp16|bf16|fp32"
-    r"|gptq(?:-int[48])?|awq|int[48]|[48]bit|w4a16|w8a8|exl2|hqq)$",
+    r"|gptq(?:-int[48])?|awq|int[48]|[48]bit|(?:quantized\.)?w[48]a(?:8|16)|exl2|hqq)$",
     re.IGNORECASE,
 )
 """Suffixes that re-uploads add to a model's name when they change only how weights are stored."""
@@ -201,7 +202,7 @@ def _from_catalog(name: str) -> Resolution | None:
     model_id = catalog.lookup(name)
     if model_id is None:
         return None
-    return Resolution(model_id, catalog.models[model_id], "catalog", None)
+    return Resolution(model_id, copy.deepcopy(catalog.models[model_id]), "catalog", None)  # callers may edit it
 
 
 @dataclass(frozen=True)

@@ -249,9 +249,10 @@ def _head_copy_bytes(shape: ModelShape, t: TrainingInputs) -> int:
 
 
 def _backward_working_bytes(shape: ModelShape, t: TrainingInputs) -> int:
-    """Gradients in flight inside one block's backward: the hidden-state gradient and the two
-    MLP-width gradients of the gated product (or one for a plain MLP)."""
-    widths = shape.hidden_size + (2 if shape.gated_mlp else 1) * shape.intermediate_size
+    """Gradients in flight inside one block's backward, at the MLP's: the block's incoming and
+    outgoing hidden-state gradients, and the gradients of the product, the activation, the up
+    and the gate outputs of a gated MLP (product and activation input for a plain one)."""
+    widths = 2 * shape.hidden_size + (4 if shape.gated_mlp else 2) * shape.intermediate_size
     return t.activation_bytes * widths * t.tokens
 
 
@@ -267,9 +268,16 @@ def _stored_activation_terms(shape: ModelShape, t: TrainingInputs) -> list[Term]
     return [
         Term("activations", layers * per_layer * tokens + final_norm,
              f"{layers} blocks x {per_layer:,} B per token x {tokens:,} tokens ({attention})"),  # fmt: skip
-        Term("lora_activations", layers * lora_activation_bytes_per_token(shape, t) * tokens,
-             "each adapted layer's input copy and rank-r output" + (" and dropout mask" if t.lora_dropout > 0 else "")),  # fmt: skip
+        Term("lora_activations", layers * lora_activation_bytes_per_token(shape, t) * tokens + _adapter_copy_bytes(shape, t),
+             "each adapted layer's input copy and rank-r output" + (", dropout mask" if t.lora_dropout > 0 else "")
+             + (", autocast copies of the adapter weights" if t.activation_bytes < 4 else "")),  # fmt: skip
     ]
+
+
+def _adapter_copy_bytes(shape: ModelShape, t: TrainingInputs) -> int:
+    """Autocast casts the fp32 adapter weights to the compute dtype once per forward and the
+    copies are saved for backward."""
+    return shape.trainable_params * t.activation_bytes if t.activation_bytes < 4 else 0
 
 
 def _loss_phase(shape: ModelShape, t: TrainingInputs) -> list[Term]:

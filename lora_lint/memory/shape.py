@@ -10,6 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lora_lint.arch.model import ALL_LINEAR_KINDS, LINEAR
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from lora_lint.arch.counting import ParamCount
+    from lora_lint.arch.families import Config
+    from lora_lint.arch.model import Architecture, Module
+
 
 @dataclass(frozen=True, slots=True)
 class ModelShape:
@@ -55,3 +63,70 @@ class ModelShape:
     def unquantized_params(self) -> int:
         """Embeddings, output head, norms and biases: what stays in floating point under 4/8-bit loading."""
         return self.base_params - self.quantizable_params
+
+
+_ATTENTION_WORDS = ("attn", "attention", "qkv", "query", "key", "value")
+
+
+def shape_from_architecture(arch: Architecture, param_count: ParamCount) -> ModelShape:
+    """The dimensions of ``arch`` (``lora_lint.arch``) with the adapter ``param_count`` describes.
+
+    Head counts come from the config the way the family reads it; MLP width and gating are
+    read off the first block's linear layers, so families that name their MLP differently
+    (``fc1``, ``dense_h_to_4h``, ``gate_up_proj``) need no table here.
+    """
+    from lora_lint.arch.families import FAMILIES, Config
+
+    family = FAMILIES.get(arch.family)
+    config = Config(arch.config, family.defaults, family.aliases) if family else None
+    heads = int(config["num_attention_heads"]) if config else 1
+    kv_heads = int(config.either("num_key_value_heads", heads)) if config else heads
+    head_dim = int(config.either("head_dim", arch.hidden_size // heads)) if config else arch.hidden_size
+    linears = [m for m in arch.modules if m.kind in ALL_LINEAR_KINDS]
+    in_blocks = [m for m in linears if _layer_index(m.name) is not None]
+    first_block = [m for m in in_blocks if _layer_index(m.name) == 0]
+    intermediate, gated = _mlp_width(first_block, config)
+    quantizable = [m for m in in_blocks if m.kind == LINEAR]  # bitsandbytes replaces nn.Linear only
+    layers = max(arch.num_layers, 1)
+    adapted = [layer for layer in param_count.layers if layer.kind in ALL_LINEAR_KINDS]
+    head = arch.by_name.get(arch.output_layer) if arch.output_layer else None
+    return ModelShape(
+        num_layers=arch.num_layers,
+        hidden_size=arch.hidden_size,
+        num_heads=heads,
+        num_kv_heads=kv_heads,
+        head_dim=head_dim,
+        intermediate_size=intermediate,
+        vocab_size=arch.vocab_size,
+        gated_mlp=gated,
+        base_params=param_count.base_params,
+        quantizable_params=sum(m.numel("weight") for m in quantizable),
+        quantizable_rows=sum(m.out_features for m in quantizable),
+        quantizable_inputs_per_layer=sum(m.in_features for m in quantizable) // layers,
+        head_params=head.own_numel if head else 0,
+        trainable_params=param_count.trainable_params,
+        adapted_inputs_per_layer=sum(layer.in_features for layer in adapted) // layers,
+        adapted_ranks_per_layer=sum(layer.r for layer in adapted) // layers,
+    )
+
+
+def _layer_index(name: str) -> int | None:
+    """``model.layers.3.mlp.up_proj`` -> 3: the first numeric component names the block."""
+    return next((int(part) for part in name.split(".") if part.isdigit()), None)
+
+
+def _mlp_width(block: list[Module], config: Config | None) -> tuple[int, bool]:
+    """(intermediate size, gated?) from one block's MLP linears.
+
+    Two linears of the widest output (gate and up) mean a gated MLP; so does one linear
+    twice the configured ``intermediate_size`` wide (Phi-3's fused ``gate_up_proj``).
+    """
+    mlp = [m for m in block if not any(word in m.name.rsplit(".", 1)[-1].lower() or word in m.name.lower().split(".")
+                                       for word in _ATTENTION_WORDS)]  # fmt: skip
+    if not mlp:
+        return 0, False
+    widest = max(m.out_features for m in mlp)
+    configured = config["intermediate_size"] if config else None
+    if configured and widest == 2 * configured:
+        return int(configured), True
+    return widest, sum(m.out_features == widest for m in mlp) >= 2

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from lora_lint.document import Document, KeyPath, key_string
 from lora_lint.lora_setup import UNKNOWN, KeyUse, Location, LoraSetup, ReaderNote
 from lora_lint.readers.dataset_size import total_examples
+
+DATA_DIR = Path(__file__).parent
+"""Where the key lists and builder tables generated from each framework's source live."""
 
 SETTING_TYPES: dict[str, str] = {
     "r": "int",
@@ -70,7 +72,7 @@ _BOOL_TEXT = {"true": True, "yes": True, "on": True, "1": True, "false": False, 
 @cache
 def key_list(name: str) -> tuple[str, ...]:
     """Names in the data file ``<name>.txt`` beside this module, in file order ('#' lines are comments)."""
-    text = resources.files(__package__).joinpath(f"{name}.txt").read_text(encoding="utf-8")
+    text = (DATA_DIR / f"{name}.txt").read_text(encoding="utf-8")
     return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 
@@ -178,20 +180,20 @@ class SetupBuilder:
     def location(self, *path: str | int) -> Location | None:
         return self.doc.location(*path) or _nearest_location(self.doc, path)
 
-    def take(self, name: str, *path: str | int, transform: Any = None) -> bool:
+    def take(self, name: str, *path: str | int, transform: Callable[[Any], Any] | None = None) -> bool:
         """Set the normalized ``name`` from the file's ``path``; True when the file has a value there.
 
         A null value counts as absent, as in every supported framework (their fields are optional).
-        ``transform`` (applied after the type check) turns the format's spelling into the normalized one.
+        ``transform`` turns the format's spelling into the normalized shape before the type check
+        (e.g. LLaMA-Factory's ``"q_proj,v_proj"`` into a list); it must accept any value.
         """
         raw = self.value(*path)
         if raw is None:
             return False
+        if transform is not None:
+            raw = transform(raw)
         location = self.location(*path)
-        value = self.typed(name, raw, location, key_string(path))
-        if transform is not None and value is not UNKNOWN:
-            value = transform(value)
-        self.setup.set(name, value, location)
+        self.setup.set(name, self.typed(name, raw, location, key_string(path)), location)
         return True
 
     def typed(self, name: str, raw: Any, location: Location | None, key: str) -> Any:
@@ -201,6 +203,8 @@ class SetupBuilder:
             return value
         if self.lenient and value is not UNKNOWN and not isinstance(raw, (list, dict)):
             return value
+        if any(note.kind == "yaml-string-number" and note.data.get("key") == key for note in self.setup.notes):
+            return value  # already reported, more precisely, by the loader
         self.note("wrong-type", location, key=key, expected=SETTING_TYPES[name], got=type_name(raw), value=_short(raw))
         return value
 

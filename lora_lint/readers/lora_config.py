@@ -55,8 +55,9 @@ def read(doc: Document) -> list[LoraSetup]:
         return []
     builder = SetupBuilder(doc, "lora-config")
     peft.take_fields(builder)
-    for name in TRAINING_KEYS - {"datasets", "val_datasets"}:
-        builder.take(name, name)
+    for name in (*TRAINING_SETTINGS, "num_labels"):
+        if name not in ("datasets", "val_datasets"):
+            builder.take(name, name)
     for name in ("datasets", "val_datasets"):
         entries = doc.data.get(name)
         if entries is not None:

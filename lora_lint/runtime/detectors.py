@@ -137,7 +137,7 @@ def divergence(
     rise_fraction: float = 0.05,
     min_rise: float = 0.3,
     patience: int = 5,
-    max_update_ratio: float = 10.0,
+    max_update_ratio: float = 100.0,
 ) -> Symptom | None:
     """Non-finite values, a loss that climbs back well above its best, or weights that run away.
 
@@ -146,9 +146,10 @@ def divergence(
     of that best (at least ``min_rise`` nats) for the last ``patience`` steps: healthy
     runs on a few dozen batches wobble by a few hundredths of a nat.
     ``max_update_ratio``: fine-tuning updates stay well below the weights they adapt
-    (||dW|| / ||W|| around 0.1 in the LoRA paper); an update ten times larger than the
-    layer means the optimizer is throwing the adapter around, even where normalization
-    layers keep the loss bounded.
+    (||dW|| / ||W|| around 0.1 in the LoRA paper). The run records the cheap upper bound
+    scale * ||B|| * ||A|| / ||W||, which reads a few times high and reaches ~10 when a
+    handful of examples is memorized; a hundred times the layer means the optimizer is
+    throwing the adapter around, even where normalization keeps the loss bounded.
     """
     for step, loss in enumerate(record.losses):
         norm = record.grad_norms[step] if step < len(record.grad_norms) else 0.0
@@ -193,7 +194,8 @@ def plateau(
     min_steps: int = 10,
     window_fraction: float = 0.5,
     significance: float = 0.05,
-    min_improvement: float = 0.02,
+    min_improvement: float = 0.05,
+    min_val_improvement: float = 0.02,
     edge: int = 5,
 ) -> Symptom | None:
     """The loss neither falls now (Mann-Kendall) nor fell overall (total improvement).
@@ -202,9 +204,11 @@ def plateau(
     but a large total improvement, and that is convergence, not a plateau.
     ``window_fraction``: the recent window is the last half of the run.
     ``significance``: one-sided 5 % level for a falling trend.
-    ``min_improvement``: 2 % of the starting loss, measured between the medians of the
-    first and last ``edge`` steps (medians shrug off single odd batches); a learning
-    adapter gains far more than that in a few dozen steps even at 5e-5.
+    ``min_improvement``: 5 % of the starting training loss, between the medians of the
+    first and last ``edge`` steps. Different batches alone move a flat run's medians by
+    1-2 %; a learning adapter gains far more within a few dozen steps.
+    ``min_val_improvement``: 2 % of the first held-out loss. Held-out batches are the
+    same at every evaluation, so this figure has no batch noise and can be stricter.
     """
     losses = record.losses
     if len(losses) < min_steps or not _finite(losses):
@@ -214,6 +218,8 @@ def plateau(
     start = statistics.median(losses[:edge])
     end = statistics.median(losses[-edge:])
     improvement = (start - end) / abs(start) if start else 0.0
+    values = [v for _, v in record.val_losses]
+    val_improvement = (values[0] - min(values)) / abs(values[0]) if len(values) >= 2 and values[0] else None
     evidence = {
         "window_steps": len(window),
         "sen_slope": trend.sen_slope,
@@ -222,14 +228,16 @@ def plateau(
         "start_loss": start,
         "end_loss": end,
         "improvement": improvement,
-        "min_improvement": min_improvement,
+        "val_improvement": val_improvement,
     }
-    if trend.decreasing(significance) or improvement >= min_improvement:
+    learning = improvement >= min_improvement or (val_improvement or 0.0) >= min_val_improvement
+    if trend.decreasing(significance) or learning:
         return None
+    held_out = f", held-out {val_improvement:+.1%}" if val_improvement is not None else ""
     return Symptom(
         "plateau",
-        f"the loss is flat: {start:.3f} -> {end:.3f} ({improvement:+.1%}) with no falling trend over the last "
-        f"{len(window)} steps (Sen's slope {trend.sen_slope:.2g}/step, p = {trend.p_value:.2f}): suspect the "
+        f"the loss is flat: {start:.3f} -> {end:.3f} ({improvement:+.1%}{held_out}) with no falling trend over the "
+        f"last {len(window)} steps (Sen's slope {trend.sen_slope:.2g}/step, p = {trend.p_value:.2f}): suspect the "
         f"update scale (lora_alpha / r), the rank, or the learning rate ({record.learning_rate:g})",
         evidence,
     )
@@ -238,36 +246,34 @@ def plateau(
 def overfit(
     record: RunRecord,
     *,
-    min_evaluations: int = 4,
-    rising_evaluations: int = 2,
-    min_rise_fraction: float = 0.02,
+    min_evaluations: int = 5,
+    recent: int = 3,
+    min_rise_fraction: float = 0.1,
     edge: int = 3,
 ) -> Symptom | None:
-    """Held-out loss rising since its best while the training loss keeps falling.
+    """Held-out loss well above its earlier best while the training loss keeps falling.
 
-    ``rising_evaluations``: at least two evaluations after the best one, all above it,
-    the last the highest so far, so one unlucky evaluation cannot trigger it.
-    ``min_rise_fraction``: the held-out loss must have risen by 2 % of its best, and the
-    train/held-out gap must have grown by at least as much.
+    ``recent``: the median of the last three evaluations is compared with the best
+    evaluation before them, so one unlucky (or lucky) evaluation decides nothing; a run
+    that saturates wobbles around its best and stays quiet.
+    ``min_rise_fraction``: that median must exceed the earlier best by 5 %, and the
+    held-out/training gap must have grown by at least as much.
     """
     evaluations = record.val_losses
     if len(evaluations) < min_evaluations or not _finite([v for _, v in evaluations]):
         return None
-    values = [v for _, v in evaluations]
-    best_index = min(range(len(values)), key=values.__getitem__)
-    after = values[best_index + 1 :]
-    if len(after) < rising_evaluations or not all(v > values[best_index] for v in after):
-        return None
-    best_step, best_val = evaluations[best_index]
-    last_step, last_val = evaluations[-1]
-    rise = last_val - best_val
+    earlier = evaluations[:-recent]
+    best_step, best_val = min(earlier, key=lambda pair: pair[1])
+    last_step = evaluations[-1][0]
+    late_val = statistics.median(v for _, v in evaluations[-recent:])
+    rise = late_val - best_val
     train_at_best = _train_loss_near(record.losses, best_step, edge)
     train_at_last = _train_loss_near(record.losses, last_step, edge)
-    gap_at_best, gap_at_last = best_val - train_at_best, last_val - train_at_last
+    gap_at_best, gap_at_last = best_val - train_at_best, late_val - train_at_last
     evidence = {
         "best_val_step": best_step,
         "best_val_loss": best_val,
-        "last_val_loss": last_val,
+        "recent_val_loss": late_val,
         "val_rise": rise,
         "train_at_best": train_at_best,
         "train_at_last": train_at_last,
@@ -279,9 +285,10 @@ def overfit(
         return None
     return Symptom(
         "overfit",
-        f"held-out loss rose from {best_val:.3f} (step {best_step}) to {last_val:.3f} while the training loss fell "
-        f"from {train_at_best:.3f} to {train_at_last:.3f}; the gap grew from {gap_at_best:.3f} to {gap_at_last:.3f}: "
-        "more data, fewer steps or epochs, a smaller rank, or more lora_dropout/weight decay",
+        f"held-out loss rose from {best_val:.3f} (step {best_step}) to {late_val:.3f} (median of the last {recent} "
+        f"evaluations) while the training loss fell from {train_at_best:.3f} to {train_at_last:.3f}; the gap grew "
+        f"from {gap_at_best:.3f} to {gap_at_last:.3f}: more data, fewer steps or epochs, a smaller rank, or more "
+        "lora_dropout/weight decay",
         evidence,
     )
 

@@ -1,0 +1,599 @@
+"""Exact LoRA parameter accounting, following PEFT 0.21's own matching rules.
+
+The numbers equal ``PeftModel.get_nb_trainable_parameters()`` on the real model:
+``(trainable, all)``. The matching mirrors PEFT step by step:
+
+- ``target_modules`` as a list matches a module whose full name equals an entry or
+  ends with ``"." + entry``; as a string it is a regex that must match the whole name
+  (``re.fullmatch``); ``"all-linear"`` collects every Linear/Conv1D except the output
+  layer (``get_output_embeddings()``, or the ``score``/``classifier`` head of a
+  SEQ_CLS model without one).
+- ``exclude_modules`` (list: equal or suffix; string: full regex) and every
+  ``modules_to_save`` entry (as a whole name component) keep a module from LoRA.
+- ``layers_to_transform`` applies to suffix matches only, reading the layer index
+  from the first ``<name>.<digits>.`` segment (or after ``layers_pattern``).
+- ``rank_pattern``/``alpha_pattern``: the first key, in order, for which
+  ``re.match(rf"(.*\\.)?({key})$", name)`` holds.
+- A LoRA layer adds ``r * (in + out)`` (``lora_A``: r x in, ``lora_B``: out x r; for an
+  Embedding ``lora_embedding_A``: r x num, ``lora_embedding_B``: dim x r); DoRA adds a
+  magnitude vector with one entry per output row of the base weight.
+- ``modules_to_save`` (plus ``classifier`` and ``score`` for SEQ_CLS) wraps each module
+  whose name ends with an entry: the original stays, frozen, and a trainable deep copy
+  is added, so the copy counts in both the trainable and the total numbers.
+- ``bias="all"`` makes every parameter named ``bias`` trainable (norms included),
+  except inside the frozen originals of ``modules_to_save``; ``"lora_only"`` only the
+  biases of adapted layers.
+- MoE families whose experts transformers 5 fuses into 3-D parameters (Mixtral,
+  Qwen2-MoE, Qwen3-MoE) go through PEFT's v4-to-v5 conversion: expert projection
+  names become ``target_parameters`` (LoRA of rank ``r * num_experts`` on the fused
+  tensor, doubled rank and alpha for a fused pair), the router ``gate`` becomes
+  ``gate.weight``.
+
+Where PEFT refuses a configuration (no module matched, a target that is not a layer
+LoRA supports, half of a fused expert pair, dropout or DoRA on expert parameters), the
+reason is recorded in :attr:`ParamCount.errors`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lora_lint.arch.families import SEQ_CLS
+from lora_lint.arch.model import ALL_LINEAR_KINDS, CONV1D, LINEAR, LORA_MODULE_KINDS, Architecture
+
+if TYPE_CHECKING:
+    from lora_lint.lora_setup import LoraSetup
+
+ALL_LINEAR = "all-linear"
+SEQ_CLS_HEAD_NAMES = ("classifier", "score")
+"""Added to ``modules_to_save`` by ``PeftModelForSequenceClassification``."""
+
+_MOE_TARGETS = {
+    "mixtral": {"gate": "gate.weight", "w1": "gate_up_proj", "w3": "gate_up_proj", "w2": "down_proj"},
+    "qwen2_moe": {"gate": "gate.weight", "gate_proj": "gate_up_proj", "up_proj": "gate_up_proj",
+                  "down_proj": "down_proj"},
+}
+_MOE_FUSED = {"mixtral": {"gate_up_proj": ("w1", "w3")}, "qwen2_moe": {"gate_up_proj": ("gate_proj", "up_proj")}}
+"""PEFT's ``_MOE_TARGET_MODULE_MAPPING`` / ``_MOE_FUSED_TARGETS`` (peft.utils.transformers_weight_conversion)."""
+
+
+@dataclass
+class AdapterSpec:
+    """The LoraConfig fields that decide parameter counts, with PEFT's defaults."""
+
+    r: int = 8
+    lora_alpha: float = 8
+    target_modules: list[str] | str | None = None
+    exclude_modules: list[str] | str | None = None
+    layers_to_transform: list[int] | int | None = None
+    layers_pattern: list[str] | str | None = None
+    rank_pattern: dict[str, int] = field(default_factory=dict)
+    alpha_pattern: dict[str, float] = field(default_factory=dict)
+    bias: str = "none"
+    use_dora: bool = False
+    use_rslora: bool = False
+    modules_to_save: list[str] | None = None
+    task_type: str | None = None
+    num_labels: int | None = None
+    target_linear: bool = False  # axolotl lora_target_linear, LLaMA-Factory lora_target: all
+    lora_dropout: float = 0.0
+
+    @classmethod
+    def from_setup(cls, setup: LoraSetup) -> AdapterSpec:
+        """The spec a setup describes; absent or unreadable values take PEFT's defaults."""
+        defaults = cls()
+
+        def get(name: str, kinds: type | tuple[type, ...], default: Any) -> Any:
+            value = setup.get(name)
+            if isinstance(value, bool) and kinds not in (bool, (bool,)):
+                return default
+            return value if isinstance(value, kinds) else default
+
+        def names(name: str) -> list[str] | str | None:
+            value = setup.get(name)
+            if isinstance(value, str):
+                return value
+            if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+                return list(value)
+            return None
+
+        layers = setup.get("layers_to_transform")
+        if isinstance(layers, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in layers):
+            layers = list(layers)
+        elif not (isinstance(layers, int) and not isinstance(layers, bool)):
+            layers = None
+        task = setup.get("task_type")
+        return cls(
+            r=get("r", int, defaults.r),
+            lora_alpha=get("lora_alpha", (int, float), defaults.lora_alpha),
+            target_modules=names("target_modules"),
+            exclude_modules=names("exclude_modules"),
+            layers_to_transform=layers,
+            layers_pattern=names("layers_pattern"),
+            rank_pattern=_pattern(setup.get("rank_pattern")),
+            alpha_pattern=_pattern(setup.get("alpha_pattern")),
+            bias=get("bias", str, defaults.bias),
+            use_dora=setup.get("use_dora") is True,
+            use_rslora=setup.get("use_rslora") is True,
+            modules_to_save=names("modules_to_save") if not isinstance(names("modules_to_save"), str)
+            else [names("modules_to_save")],
+            task_type=str(task).upper() if isinstance(task, str) else None,
+            num_labels=get("num_labels", int, None),
+            target_linear=setup.get("target_linear") is True,
+            lora_dropout=get("lora_dropout", (int, float), defaults.lora_dropout),
+        )
+
+    def with_rank(self, r: int) -> AdapterSpec:
+        from dataclasses import replace
+
+        return replace(self, r=r)
+
+
+def _pattern(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return {str(k): v for k, v in value.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return {}
+
+
+@dataclass(frozen=True)
+class AdaptedLayer:
+    """One layer that receives a LoRA adapter."""
+
+    name: str
+    kind: str  # Linear | Conv1D | Embedding | Parameter (fused MoE tensor)
+    in_features: int
+    out_features: int
+    r: int
+    alpha: float
+    lora_params: int  # lora_A + lora_B (+ DoRA magnitude)
+
+
+@dataclass(frozen=True)
+class TargetMatch:
+    """What one entry of ``target_modules`` did."""
+
+    target: str
+    present: int  # modules with this name in the model, before exclusions and layer selection
+    adapted: int  # modules that received LoRA through this entry
+    shapes: tuple[tuple[int, int], ...]  # distinct (in_features, out_features) of the adapted modules
+
+
+@dataclass(frozen=True)
+class ParamCount:
+    base_params: int
+    trainable_params: int
+    total_params: int
+    lora_params: int
+    modules_to_save_params: int  # the trainable copies PEFT adds
+    trainable_bias_params: int
+    naive_4bit_numel: int  # sum(p.numel()) after bitsandbytes packs 4-bit Linear weights two per byte
+    layers: tuple[AdaptedLayer, ...]
+    targets: tuple[TargetMatch, ...]
+    unmatched_targets: tuple[str, ...]
+    modules_to_save: dict[str, int]  # entry -> parameters its copies add (0: matched nothing)
+    unused_rank_pattern: tuple[str, ...]
+    unused_alpha_pattern: tuple[str, ...]
+    errors: tuple[str, ...]  # why PEFT would refuse this configuration, if it would
+
+    @property
+    def trainable_percent(self) -> float:
+        return 100.0 * self.trainable_params / self.total_params if self.total_params else 0.0
+
+    @property
+    def smallest_layer(self) -> AdaptedLayer | None:
+        """The adapted layer with the smallest ``min(in, out)`` (what bounds a useful rank)."""
+        return min(self.layers, key=lambda layer: min(layer.in_features, layer.out_features), default=None)
+
+
+def count_parameters(arch: Architecture, spec: AdapterSpec) -> ParamCount:
+    """Trainable and total parameters of ``get_peft_model(model, LoraConfig(...))``, without building it."""
+    return _Counter(arch, spec).run()
+
+
+class _Counter:
+    def __init__(self, arch: Architecture, spec: AdapterSpec) -> None:
+        self.arch = arch
+        self.spec = spec
+        self.errors: list[str] = []
+        self.rank_pattern = dict(spec.rank_pattern)
+        self.alpha_pattern = dict(spec.alpha_pattern)
+        self.modules_to_save = list(spec.modules_to_save or [])
+        if spec.task_type == SEQ_CLS:
+            self.modules_to_save += SEQ_CLS_HEAD_NAMES
+        self._cached_targets: list[str] | None = None
+        self._cached_set: frozenset[str] = frozenset()
+
+    def run(self) -> ParamCount:
+        spec, arch = self.spec, self.arch
+        self._validate()
+        targets = self._targets()
+        target_params: set[str] = set()
+        if arch.moe_conversion and targets is not None:
+            targets, target_params = self._convert_moe(targets)
+        if isinstance(targets, str) and targets.lower() == ALL_LINEAR:
+            targets = self._all_linear()
+        layers: list[AdaptedLayer] = []
+        matched_by: dict[str, list[AdaptedLayer]] = {}
+        excluded = unmatched = 0
+        if targets is not None:
+            for name in arch.module_names:
+                result = self._match(targets, name)
+                if result is None:
+                    unmatched += 1
+                    continue
+                if result is False:
+                    excluded += 1
+                    continue
+                layer = self._adapt(name)
+                if layer is not None:
+                    layers.append(layer)
+                    for target in self._entries_matching(targets, name):
+                        matched_by.setdefault(target, []).append(layer)
+        param_layers = self._adapt_parameters(target_params, {layer.name for layer in layers})
+        layers += param_layers
+        if not layers and not self.errors:
+            self.errors.append(self._no_match_message(targets, excluded, unmatched))
+
+        copies = self._modules_to_save_copies({layer.name for layer in layers})
+        copied_roots = [root for roots in copies.values() for root in roots]
+        mts_params = sum(self._subtree_full_numel(root) for root in copied_roots)
+        bias = self._trainable_bias(layers, copied_roots)
+        lora = sum(layer.lora_params for layer in layers)
+        base = arch.total_params
+        total = base + lora + mts_params
+        return ParamCount(
+            base_params=base,
+            trainable_params=lora + mts_params + bias,
+            total_params=total,
+            lora_params=lora,
+            modules_to_save_params=mts_params,
+            trainable_bias_params=bias,
+            naive_4bit_numel=total - self._packed_away(),
+            layers=tuple(layers),
+            targets=self._target_matches(targets, matched_by),
+            unmatched_targets=self._unmatched(targets),
+            modules_to_save={
+                entry: sum(self._subtree_full_numel(root) for root in roots) for entry, roots in copies.items()
+            },
+            unused_rank_pattern=self._unused(self.spec.rank_pattern, layers),
+            unused_alpha_pattern=self._unused(self.spec.alpha_pattern, layers),
+            errors=tuple(self.errors),
+        )
+
+    # -- configuration ------------------------------------------------------------------
+
+    def _validate(self) -> None:
+        spec = self.spec
+        if not isinstance(spec.r, int) or spec.r <= 0:
+            self.errors.append(f"r must be a positive integer, got {spec.r!r}")
+        if isinstance(spec.target_modules, str) and spec.layers_to_transform is not None:
+            self.errors.append("layers_to_transform cannot be used when target_modules is a str")
+        if isinstance(spec.target_modules, str) and spec.layers_pattern is not None:
+            self.errors.append("layers_pattern cannot be used when target_modules is a str")
+        if spec.layers_pattern and spec.layers_to_transform is None:
+            self.errors.append("layers_pattern requires layers_to_transform")
+
+    def _targets(self) -> list[str] | str | None:
+        spec = self.spec
+        targets = spec.target_modules
+        if spec.target_linear:
+            if not targets:
+                return ALL_LINEAR
+            listed = [targets] if isinstance(targets, str) else list(targets)
+            return sorted(set(listed) | set(self._all_linear()))
+        if targets is None:
+            if self.arch.moe_conversion:
+                # PEFT converts the config for transformers 5 before it fills in defaults, and that
+                # conversion turns a missing target list into an empty one: nothing is matched.
+                self.errors.append(
+                    f"target_modules is required for {self.arch.family}: PEFT's MoE conversion leaves it empty"
+                )
+                return None
+            if self.arch.default_targets is None:
+                self.errors.append(f"PEFT has no default target_modules for model type {self.arch.family!r}")
+                return None
+            return list(self.arch.default_targets)
+        return targets
+
+    def _all_linear(self) -> list[str]:
+        """PEFT's ``all-linear``: full names of every Linear/Conv1D except the output layer."""
+        arch = self.arch
+        skip = arch.output_layer
+        if skip is None and self.spec.task_type == SEQ_CLS:
+            skip = arch.classifier_head
+        return [m.name for m in arch.modules if m.kind in ALL_LINEAR_KINDS and m.name != skip]
+
+    def _convert_moe(self, targets: list[str] | str) -> tuple[list[str] | str, set[str]]:
+        """PEFT's ``_convert_peft_config_moe``: expert projection names become parameter targets."""
+        mapping = _MOE_TARGETS[self.arch.moe_conversion]
+        fused = _MOE_FUSED[self.arch.moe_conversion]
+        if isinstance(targets, str):
+            resolved = self._resolve_string_targets(targets, mapping)
+            if not resolved:
+                return targets, set()
+            targets = sorted(resolved)
+        remaining: list[str] = []
+        parameters: set[str] = set()
+        present: dict[str, set[str]] = {new: set() for new in fused}
+        for target in targets:
+            old = next((o for o in mapping if target == o or target.endswith(f".{o}")), None)
+            if old is None:
+                remaining.append(target)
+                continue
+            parameters.add(mapping[old])
+            if mapping[old] in fused:
+                present[mapping[old]].add(old)
+        for new, required in fused.items():
+            have = present[new]
+            if 0 < len(have) < len(required):
+                missing = ", ".join(sorted(set(required) - have))
+                self.errors.append(
+                    f"{', '.join(sorted(have))} cannot be targeted without {missing}: "
+                    f"transformers 5 fuses them into {new}"
+                )
+            elif len(have) == len(required) > 1:
+                key = rf".*\.{re.escape(new)}"
+                self.rank_pattern[key] = self.spec.r * len(required)
+                self.alpha_pattern[key] = self.spec.lora_alpha * len(required)
+        return remaining, parameters
+
+    def _resolve_string_targets(self, targets: str, mapping: dict[str, str]) -> set[str]:
+        if targets.lower() == ALL_LINEAR:
+            return {name.rsplit(".", 1)[-1] for name in self._all_linear()} | set(mapping)
+        keys = list(self.arch.module_names) + self._parameter_keys()
+        matched = {key.rsplit(".", 1)[-1] for key in keys if self._match(targets, key)}
+        containers: dict[str, list[str]] = {}
+        for key in self._parameter_keys():
+            container, _, leaf = key.rpartition(".")
+            containers.setdefault(leaf, []).append(container)
+        for old, new in mapping.items():
+            if old not in matched and any(self._match(targets, f"{c}.{old}") for c in containers.get(new, ())):
+                matched.add(old)
+        return matched
+
+    def _parameter_keys(self) -> list[str]:
+        return [f"{m.name}.{p}" for m in self.arch.modules for p, _ in m.params if not (m.tied_to and p == "weight")]
+
+    # -- matching ------------------------------------------------------------------------
+
+    def _match(self, targets: list[str] | str, key: str) -> bool | None:
+        """PEFT's ``check_target_module_exists``: True adapted, False excluded, None not targeted."""
+        spec = self.spec
+        exclude = spec.exclude_modules
+        if exclude:
+            if isinstance(exclude, str):
+                if _fullmatch(exclude, key, self.errors):
+                    return False
+            elif key in exclude or any(key.endswith(f".{e}") for e in exclude):
+                return False
+        if any(_search(rf"(^|.*\.){m}($|\..*)", key, self.errors) for m in self.modules_to_save):
+            return False
+        if isinstance(targets, str):
+            return True if _fullmatch(targets, key, self.errors) else None
+        target_set = self._target_set(targets)
+        if key in target_set:
+            return True
+        if not any(suffix in target_set for suffix in _dotted_suffixes(key)):
+            return None
+        layers = spec.layers_to_transform
+        if layers is None or layers == []:
+            return True
+        index = self._layer_index(key)
+        if index is None:
+            return None
+        selected = index == layers if isinstance(layers, int) else index in layers
+        return True if selected else None
+
+    def _target_set(self, targets: list[str]) -> frozenset[str]:
+        if self._cached_targets is not targets:
+            self._cached_targets, self._cached_set = targets, frozenset(targets)
+        return self._cached_set
+
+    def _layer_index(self, key: str) -> int | None:
+        patterns = self.spec.layers_pattern
+        if not patterns:
+            match = re.match(r".*?\.[^.]*\.(?P<idx>\d+)\.", key)
+        else:
+            match = None
+            for pattern in [patterns] if isinstance(patterns, str) else patterns:
+                match = re.match(rf"(?:^|.*?\.){pattern}\.(?P<idx>\d+)\.", key)
+                if match:
+                    break
+        return int(match.group("idx")) if match else None
+
+    def _entries_matching(self, targets: list[str] | str, name: str) -> list[str]:
+        if isinstance(targets, str):
+            return [targets]
+        return [t for t in self._listed_targets() if name == t or name.endswith(f".{t}")] or [name]
+
+    def _listed_targets(self) -> list[str]:
+        targets = self.spec.target_modules
+        if isinstance(targets, list):
+            return targets
+        return list(self.arch.default_targets or []) if targets is None and not self.spec.target_linear else []
+
+    def _adapt(self, name: str) -> AdaptedLayer | None:
+        module = self.arch.by_name.get(name)
+        if module is None or module.kind not in LORA_MODULE_KINDS:
+            kind = module.kind if module else "container"
+            self.errors.append(f"target {name} is a {kind} module, which LoRA cannot adapt")
+            return None
+        r, alpha = self._rank_alpha(name)
+        params = r * (module.in_features + module.out_features)
+        if self.spec.use_dora:
+            params += module.out_features  # one magnitude per output row (per embedding_dim for an Embedding)
+        return AdaptedLayer(name, module.kind, module.in_features, module.out_features, r, alpha, params)
+
+    def _adapt_parameters(self, names: set[str], wrapped: set[str]) -> list[AdaptedLayer]:
+        """LoRA on ``target_parameters`` (fused MoE tensors), as ``lora.ParamWrapper`` builds it."""
+        layers = []
+        if not names:
+            return layers
+        for module in self.arch.modules:
+            for param, shape in module.params:
+                if module.tied_to and param == "weight":
+                    continue
+                key = f"{module.name}.{param}"
+                if not (key in names or any(key.endswith(f".{n}") for n in names)):
+                    continue
+                if module.name in wrapped:
+                    self.errors.append(f"{key} is targeted as a parameter of a module LoRA already wraps")
+                    continue
+                if self.spec.lora_dropout:
+                    self.errors.append(f"PEFT cannot apply lora_dropout to the fused expert parameter {key}")
+                if self.spec.use_dora:
+                    self.errors.append(f"PEFT cannot apply DoRA to the fused expert parameter {key}")
+                experts, rows, cols = shape if len(shape) == 3 else (1, shape[0], shape[1])
+                in_features, out_features = (cols, rows)
+                r, alpha = self._rank_alpha(key)
+                lora = r * experts * (in_features + out_features)
+                layers.append(AdaptedLayer(key, "Parameter", in_features, out_features, r, alpha, lora))
+        return layers
+
+    def _rank_alpha(self, key: str) -> tuple[int, float]:
+        r_key = self._pattern_key(self.rank_pattern, key)
+        a_key = self._pattern_key(self.alpha_pattern, key)
+        r = self.rank_pattern.get(r_key, self.spec.r) if r_key else self.spec.r
+        alpha = self.alpha_pattern.get(a_key, self.spec.lora_alpha) if a_key else self.spec.lora_alpha
+        return int(r), alpha
+
+    def _pattern_key(self, pattern: dict[str, Any], key: str) -> str | None:
+        for candidate in pattern:
+            if _search(rf"(.*\.)?({candidate})$", key, self.errors, anchored=True):
+                return candidate
+        return None
+
+    # -- what else becomes trainable -----------------------------------------------------
+
+    def _modules_to_save_copies(self, adapted: set[str]) -> dict[str, list[str]]:
+        """Entry -> the modules ``ModulesToSaveWrapper`` copies for it (outermost only)."""
+        copies: dict[str, list[str]] = {entry: [] for entry in self.modules_to_save}
+        taken: list[str] = []
+        for name in self.arch.module_names:
+            entry = next((e for e in self.modules_to_save if name.endswith(e)), None)
+            if entry is None or any(name.startswith(root + ".") for root in taken) or name in taken:
+                continue
+            if name in adapted:
+                self.errors.append(f"modules_to_save entry {entry!r} also names the LoRA-adapted module {name}")
+            copies[entry].append(name)
+            taken.append(name)
+        return copies
+
+    def _subtree_full_numel(self, root: str) -> int:
+        return sum(module.full_numel for module in self.arch.subtree(root))
+
+    def _trainable_bias(self, layers: Iterable[AdaptedLayer], copied_roots: list[str]) -> int:
+        bias = self.spec.bias
+        if bias == "none":
+            return 0
+        if bias == "lora_only":
+            names = {layer.name for layer in layers}
+            return sum(m.numel("bias") for m in self.arch.modules if m.name in names and m.bias)
+        if bias != "all":
+            self.errors.append(f"bias must be 'none', 'all' or 'lora_only', got {bias!r}")
+            return 0
+        frozen = tuple(root + "." for root in copied_roots)
+        return sum(
+            m.numel("bias")
+            for m in self.arch.modules
+            if m.bias and m.name not in copied_roots and not m.name.startswith(frozen)
+        )
+
+    def _packed_away(self) -> int:
+        """Elements bitsandbytes 4-bit packing hides from ``numel()``: half of each quantized weight.
+
+        transformers quantizes every Linear/Conv1D except the output layer and the
+        weights tied to the input embedding.
+        """
+        hidden = 0
+        for m in self.arch.modules:
+            if m.kind in (LINEAR, CONV1D) and m.name != self.arch.output_layer and not m.tied_to:
+                hidden += m.numel("weight") // 2
+        return hidden
+
+    # -- reporting -----------------------------------------------------------------------
+
+    def _target_matches(self, targets: list[str] | str | None, matched_by: dict[str, list[AdaptedLayer]]
+                        ) -> tuple[TargetMatch, ...]:
+        if targets is None:
+            return ()
+        entries = [self.spec.target_modules] if isinstance(self.spec.target_modules, str) else self._listed_targets()
+        if self.spec.target_linear and not self.spec.target_modules:
+            entries = [ALL_LINEAR]
+        if entries == [ALL_LINEAR] or (isinstance(self.spec.target_modules, str)):
+            layers = [layer for group in matched_by.values() for layer in group]
+            unique = {layer.name: layer for layer in layers}.values()
+            return (TargetMatch(str(entries[0]), len(unique), len(unique), _shapes(unique)),)
+        result = []
+        for entry in entries:
+            adapted = matched_by.get(entry, [])
+            present = sum(1 for name in self.arch.module_names if name == entry or name.endswith(f".{entry}"))
+            result.append(TargetMatch(entry, present, len(adapted), _shapes(adapted)))
+        return tuple(result)
+
+    def _unmatched(self, targets: list[str] | str | None) -> tuple[str, ...]:
+        if targets is None or isinstance(self.spec.target_modules, str):
+            return ()
+        moe_names = set(_MOE_TARGETS.get(self.arch.moe_conversion or "", {}))
+        names = self.arch.module_names
+        return tuple(
+            entry
+            for entry in self._listed_targets()
+            if entry not in moe_names and not any(n == entry or n.endswith(f".{entry}") for n in names)
+        )
+
+    def _unused(self, pattern: dict[str, Any], layers: list[AdaptedLayer]) -> tuple[str, ...]:
+        return tuple(
+            key for key in pattern
+            if not any(_search(rf"(.*\.)?({key})$", layer.name, [], anchored=True) for layer in layers)
+        )
+
+    def _no_match_message(self, targets: list[str] | str | None, excluded: int, unmatched: int) -> str:
+        if targets is None:
+            return "no target_modules"
+        if excluded and not unmatched:
+            return "all modules were excluded (exclude_modules / modules_to_save)"
+        return f"target modules {targets if isinstance(targets, str) else sorted(targets)} not found in the base model"
+
+
+def _dotted_suffixes(key: str) -> Iterable[str]:
+    """``a.b.c`` -> ``b.c``, ``c``: every ``t`` with ``key.endswith("." + t)``."""
+    start = key.find(".")
+    while start != -1:
+        yield key[start + 1 :]
+        start = key.find(".", start + 1)
+
+
+def _shapes(layers: Iterable[AdaptedLayer]) -> tuple[tuple[int, int], ...]:
+    return tuple(sorted({(layer.in_features, layer.out_features) for layer in layers}))
+
+
+def _fullmatch(pattern: str, key: str, errors: list[str]) -> bool:
+    try:
+        return re.fullmatch(pattern, key) is not None
+    except re.error as exc:
+        _note_regex_error(pattern, exc, errors)
+        return False
+
+
+def _search(pattern: str, key: str, errors: list[str], *, anchored: bool = False) -> bool:
+    try:
+        return re.match(pattern, key) is not None
+    except re.error as exc:
+        _note_regex_error(pattern, exc, errors)
+        return False
+
+
+def _note_regex_error(pattern: str, exc: re.error, errors: list[str]) -> None:
+    message = f"invalid regular expression {pattern!r}: {exc}"
+    if message not in errors:
+        errors.append(message)
+
+
+def rank_scaling(alpha: float, r: int, rslora: bool) -> float:
+    """The factor PEFT multiplies a LoRA update by."""
+    return alpha / math.sqrt(r) if rslora else alpha / r

@@ -1,0 +1,202 @@
+"""Architecture facts of one setup: what the adapter touches on its base model, in numbers.
+
+Every key is always present (``None`` where the base model is unknown), so rules can
+test ``base_params is not None`` instead of guarding against missing keys. The
+Architecture and ParamCount objects themselves travel under ``_architecture`` and
+``_param_count`` for code (the memory estimator); reports leave ``_`` keys out.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lora_lint.arch.counting import AdapterSpec, ParamCount, count_parameters
+from lora_lint.arch.families import SEQ_CLS, UnsupportedArchitecture, architecture_for
+from lora_lint.arch.model import EMBEDDING, Architecture
+
+if TYPE_CHECKING:
+    from lora_lint.lora_setup import LoraSetup
+
+SWEEP_RANKS = tuple(2**i for i in range(11))  # 1 .. 1024
+"""Ranks listed in ``percent_by_rank``, for budget rules and ``lora-lint params``."""
+
+TORCHTUNE_EXACT_FAMILIES = frozenset({"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2"})
+"""torchtune builds these with the same shapes as transformers (only names differ), so the
+counts carry over; other torchtune models (Phi-3 splits the fused qkv projection) are not counted."""
+
+FACT_KEYS = (
+    "base_model", "architecture", "architecture_skipped", "base_params", "trainable_params", "total_params",
+    "trainable_percent", "lora_params", "modules_to_save_params", "modules_to_save_copies", "naive_4bit_params",
+    "naive_4bit_percent", "adapted_layers", "target_matches", "unmatched_targets", "no_target_matched",
+    "peft_errors", "hidden_size", "max_rank", "oversized_rank_layers", "percent_by_rank",
+    "classifier_head_trainable", "tied_embeddings", "tied_embedding_adapted", "unused_pattern_keys",
+    "modules_to_save_heavy",
+)
+
+
+def architecture_facts(setup: LoraSetup, *, cwd: Path, user_models: Mapping[str, dict]) -> dict[str, Any]:
+    """Facts about the base model and the adapter's footprint on it."""
+    facts: dict[str, Any] = dict.fromkeys(FACT_KEYS)
+    facts.update(_architecture=None, _param_count=None)
+    name = _base_model_name(setup)
+    facts["base_model"] = name
+    if name is None:
+        return facts
+    from lora_lint.arch.resolve import ModelConfigError, resolve_base_model
+
+    try:
+        resolution = resolve_base_model(name, config_dir=Path(setup.path).parent, cwd=cwd, user_models=user_models)
+    except ModelConfigError as exc:
+        facts["architecture_skipped"] = f"the config of {name} cannot be used ({exc})"
+        return facts
+    if resolution is None:
+        facts["architecture_skipped"] = f"unknown base model {name}"
+        return facts
+    spec = AdapterSpec.from_setup(setup)
+    task = spec.task_type or (SEQ_CLS if spec.num_labels else None)
+    try:
+        arch = architecture_for(resolution.config, task, spec.num_labels)
+    except UnsupportedArchitecture as exc:
+        facts["architecture_skipped"] = f"{name}: {exc}"
+        return facts
+    facts["architecture"] = {
+        "family": arch.family, "resolved_via": resolution.source, "model_id": resolution.model_id, "note": arch.note,
+    }
+    facts["hidden_size"] = arch.hidden_size
+    facts["tied_embeddings"] = arch.tied_embeddings
+    facts["base_params"] = arch.total_params
+    facts["_architecture"] = arch
+    if setup.format == "torchtune" and arch.family not in TORCHTUNE_EXACT_FAMILIES:
+        facts["architecture_skipped"] = (
+            f"torchtune builds {arch.family} with other shapes than transformers; adapter counts are not computed"
+        )
+        return facts
+    count = count_parameters(arch, spec)
+    facts["_param_count"] = count
+    facts.update(_count_facts(count))
+    facts.update(_target_facts(setup, arch, spec, count))
+    facts.update(_head_facts(arch, spec, count))
+    facts["percent_by_rank"] = rank_sweep(arch, spec)
+    return facts
+
+
+def _base_model_name(setup: LoraSetup) -> str | None:
+    name = setup.get("base_model")
+    if isinstance(name, str) and name.strip():
+        return name.strip()
+    builder = setup.extras.get("builder")
+    if setup.format == "torchtune" and isinstance(builder, str):
+        from lora_lint.arch.resolve import torchtune_model_id
+
+        return torchtune_model_id(builder)
+    return None
+
+
+def _count_facts(count: ParamCount) -> dict[str, Any]:
+    naive_total = count.naive_4bit_numel
+    return {
+        "trainable_params": count.trainable_params,
+        "total_params": count.total_params,
+        "trainable_percent": count.trainable_percent,
+        "lora_params": count.lora_params,
+        "modules_to_save_params": count.modules_to_save_params,
+        "modules_to_save_copies": [
+            {"entry": entry, "params": params} for entry, params in count.modules_to_save.items()
+        ],
+        "naive_4bit_params": naive_total,
+        "naive_4bit_percent": 100.0 * count.trainable_params / naive_total if naive_total else None,
+        "adapted_layers": len(count.layers),
+        "max_rank": max((layer.r for layer in count.layers), default=None),
+        "oversized_rank_layers": [
+            {"name": layer.name, "r": layer.r, "in_features": layer.in_features, "out_features": layer.out_features}
+            for layer in count.layers
+            if layer.r > min(layer.in_features, layer.out_features)
+        ],
+    }
+
+
+def _target_facts(setup: LoraSetup, arch: Architecture, spec: AdapterSpec, count: ParamCount) -> dict[str, Any]:
+    location = setup.location_of("target_modules") or setup.start
+    line, column = (location.line, location.column) if location else (1, 1)
+    valid = list(arch.leaf_names)
+    unmatched = [
+        {
+            "key": "target_modules",
+            "line": line,
+            "column": column,
+            "target": target,
+            "suggestion": next(iter(difflib.get_close_matches(target, valid, n=1, cutoff=0.6)), None),
+            "valid_names": valid,
+        }
+        for target in count.unmatched_targets
+    ]
+    no_match = not count.layers and not any(m.present for m in count.targets) and len(count.errors) == 1
+    pattern_location = {
+        kind: setup.location_of(kind) or setup.start for kind in ("rank_pattern", "alpha_pattern")
+    }
+    unused = [
+        {
+            "key": kind,
+            "pattern": key,
+            "line": pattern_location[kind].line if pattern_location[kind] else 1,
+            "column": pattern_location[kind].column if pattern_location[kind] else 1,
+        }
+        for kind, keys in (("rank_pattern", count.unused_rank_pattern), ("alpha_pattern", count.unused_alpha_pattern))
+        for key in keys
+    ]
+    return {
+        "target_matches": [
+            {"target": m.target, "present": m.present, "adapted": m.adapted, "shapes": [list(s) for s in m.shapes]}
+            for m in count.targets
+        ],
+        "unmatched_targets": unmatched,
+        "no_target_matched": no_match,
+        "peft_errors": [] if no_match else list(count.errors),
+        "unused_pattern_keys": unused,
+    }
+
+
+def _head_facts(arch: Architecture, spec: AdapterSpec, count: ParamCount) -> dict[str, Any]:
+    adapted = {layer.name for layer in count.layers}
+    copied = {entry for entry, params in count.modules_to_save.items() if params}
+    head = arch.classifier_head
+    head_trainable = None
+    if head is not None:
+        in_head = any(name == head or name.startswith(head + ".") for name in adapted)
+        head_trainable = in_head or spec.task_type == SEQ_CLS or any(head.endswith(entry) for entry in copied)
+    tied_adapted = None
+    if arch.tied_embeddings:
+        tied_names = {arch.input_embedding, arch.output_layer}
+        tied_adapted = bool(tied_names & adapted) or any(
+            name and name.endswith(entry) for name in tied_names for entry in copied
+        )
+    heavy = {m.name for m in arch.modules if m.kind == EMBEDDING} | {arch.output_layer}
+    heavy_copies = [
+        {"entry": entry, "params": params}
+        for entry, params in count.modules_to_save.items()
+        if params and any(name and name.endswith(entry) for name in heavy)
+    ]
+    return {
+        "classifier_head_trainable": head_trainable,
+        "tied_embedding_adapted": tied_adapted,
+        "modules_to_save_heavy": heavy_copies,
+    }
+
+
+def rank_sweep(arch: Architecture, spec: AdapterSpec, ranks: tuple[int, ...] = SWEEP_RANKS) -> list[dict[str, Any]]:
+    """Trainable and total parameters for each rank, other settings as written.
+
+    Both counts are exactly linear in ``r`` (every LoRA layer not pinned by
+    ``rank_pattern`` adds ``r * (in + out)``), so two counts give the whole sweep.
+    """
+    one, two = count_parameters(arch, spec.with_rank(1)), count_parameters(arch, spec.with_rank(2))
+    rows = []
+    for r in ranks:
+        trainable = one.trainable_params + (r - 1) * (two.trainable_params - one.trainable_params)
+        total = one.total_params + (r - 1) * (two.total_params - one.total_params)
+        rows.append({"r": r, "trainable_params": trainable, "total_params": total,
+                     "percent": 100.0 * trainable / total if total else 0.0})
+    return rows

@@ -1,0 +1,111 @@
+"""Which reader a loaded file belongs to, judged from its keys alone.
+
+Each format has keys only it uses (``lora_r`` for axolotl, ``lora_rank`` for LLaMA-Factory,
+``r`` for PEFT) and keys it shares with others (``lora_alpha``, ``learning_rate``). A file
+scores 2 per format-specific key and 1 per shared key; the best format wins if it scores
+at least :data:`MIN_SCORE` and has one key of its own, so a random YAML file (a workflow,
+a compose file, another tool's settings) is not claimed. Unambiguous shapes are decided first: ``peft_type`` (PEFT), a ``_component_``
+section (torchtune), a ``peft_config:`` mapping (LLaMA-Factory v1).
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+from typing import Any
+
+from lora_lint.lora_setup import TRAINING_SETTINGS
+from lora_lint.readers import llamafactory, peft
+
+MIN_SCORE = 3
+
+SPECIFIC_KEYS = {
+    "axolotl": frozenset(
+        {
+            "adapter",
+            "lora_r",
+            "lora_target_linear",
+            "lora_target_modules",
+            "lora_model_dir",
+            "lora_modules_to_save",
+            "lora_fan_in_fan_out",
+            "peft_use_dora",
+            "peft_use_rslora",
+            "val_set_size",
+            "dataset_prepared_path",
+            "tokenizer_type",
+            "wandb_project",
+        }
+    ),
+    "llamafactory": frozenset(
+        {
+            "model_name_or_path",
+            "finetuning_type",
+            "lora_rank",
+            "lora_target",
+            "cutoff_len",
+            "stage",
+            "dataset_dir",
+            "quantization_bit",
+            "additional_target",
+            "per_device_train_batch_size",
+        }
+    ),
+    "lora-config": frozenset({"r", "target_modules", "base_model_name_or_path"}),
+}
+SHARED_KEYS = {
+    "axolotl": frozenset(
+        {
+            "base_model",
+            "datasets",
+            "micro_batch_size",
+            "sequence_len",
+            "num_epochs",
+            "sample_packing",
+            "lora_alpha",
+            "lora_dropout",
+            "load_in_4bit",
+            "load_in_8bit",
+            "learning_rate",
+            "optimizer",
+            "gradient_accumulation_steps",
+            "gradient_checkpointing",
+        }
+    ),
+    "llamafactory": frozenset(
+        {
+            "dataset",
+            "template",
+            "do_train",
+            "num_train_epochs",
+            "learning_rate",
+            "gradient_accumulation_steps",
+            "lora_alpha",
+            "lora_dropout",
+            "output_dir",
+        }
+    ),
+    "lora-config": frozenset(set(peft.FIELD_SETTINGS) - {"r", "target_modules", "base_model_name_or_path"})
+    | frozenset(TRAINING_SETTINGS),
+}
+PREFERENCE = ("axolotl", "llamafactory", "lora-config")
+"""Order that breaks a tie."""
+
+
+def detect_format(path: str, data: Any) -> str | None:
+    """The format name of a file (see ``LoraSetup.format``), or None when it is no LoRA config we read."""
+    if path.endswith(".py"):
+        return "python"
+    if not isinstance(data, dict):
+        return None
+    if "peft_type" in data:
+        return "peft" if peft.is_lora(data) else None
+    if PurePath(path).name == "adapter_config.json" and peft.is_lora(data):
+        return "peft"
+    if any(isinstance(value, dict) and "_component_" in value for value in data.values()):
+        return "torchtune"
+    if llamafactory.is_v1(data) and ("model" in data or "train_dataset" in data or "model_class" in data):
+        return "llamafactory"
+    keys = {key for key in data if isinstance(key, str)}
+    scores = {fmt: 2 * len(keys & SPECIFIC_KEYS[fmt]) + len(keys & SHARED_KEYS[fmt]) for fmt in PREFERENCE}
+    best = max(PREFERENCE, key=lambda fmt: scores[fmt])  # max keeps the first of equal scores
+    return best if scores[best] >= MIN_SCORE and keys & SPECIFIC_KEYS[best] else None

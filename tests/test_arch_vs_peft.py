@@ -1,0 +1,222 @@
+"""Property: the pure-Python counts equal PEFT's on the real model, for every supported family.
+
+Random small configs of each family are built by transformers on the meta device,
+random LoraConfigs are applied with PEFT, and ``get_nb_trainable_parameters()`` must
+equal :func:`count_parameters` exactly. Where PEFT refuses a config, the counter must
+report an error too. Needs the ``[torch]`` extra; skipped without it.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+peft = pytest.importorskip("peft")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from lora_lint.arch import FAMILIES, AdapterSpec, architecture_for, count_parameters  # noqa: E402
+from lora_lint.arch.model import LORA_MODULE_KINDS  # noqa: E402
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+transformers.logging.set_verbosity_error()
+
+_AUTO = {
+    "CAUSAL_LM": "AutoModelForCausalLM",
+    "SEQ_CLS": "AutoModelForSequenceClassification",
+    "SEQ_2_SEQ_LM": "AutoModelForSeq2SeqLM",
+}
+
+
+def _maybe(draw, config: dict, key: str, strategy) -> None:
+    """Set ``key`` or leave it to the config class default: both paths must agree."""
+    if draw(st.booleans()):
+        config[key] = draw(strategy)
+
+
+def _decoder_config(draw, family: str) -> dict:
+    heads = draw(st.sampled_from([2, 4]))
+    head_dim = draw(st.sampled_from([4, 8]))
+    config = {
+        "vocab_size": draw(st.sampled_from([32, 40])),
+        "hidden_size": heads * head_dim,
+        "intermediate_size": draw(st.sampled_from([16, 24])),
+        "num_hidden_layers": draw(st.integers(1, 3)),
+        "num_attention_heads": heads,
+        "max_position_embeddings": 64,
+        "pad_token_id": 0,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+    }
+    kv_choices = [k for k in (1, 2, heads) if heads % k == 0]
+    if family in {"gemma", "gemma2", "gemma3_text", "qwen3"}:
+        config["head_dim"] = draw(st.sampled_from([4, 8]))
+        config["num_key_value_heads"] = draw(st.sampled_from(kv_choices))
+    else:
+        _maybe(draw, config, "num_key_value_heads", st.sampled_from(kv_choices))
+    _maybe(draw, config, "tie_word_embeddings", st.booleans())
+    for flag in ("attention_bias", "mlp_bias", "qkv_bias", "use_bias", "use_qkv_bias", "qk_layernorm", "use_qk_norm"):
+        if flag in FAMILIES[family].defaults:
+            _maybe(draw, config, flag, st.booleans())
+    if family in {"mixtral"}:
+        config["num_local_experts"] = draw(st.sampled_from([2, 3]))
+    if family in {"qwen2_moe", "qwen3_moe"}:
+        config["num_experts"] = draw(st.sampled_from([2, 3]))
+        config["moe_intermediate_size"] = draw(st.sampled_from([8, 12]))
+        _maybe(draw, config, "decoder_sparse_step", st.sampled_from([1, 2]))
+        _maybe(draw, config, "mlp_only_layers", st.sampled_from([[], [0]]))
+    if family == "qwen2_moe":
+        config["shared_expert_intermediate_size"] = draw(st.sampled_from([8, 20]))
+    if family == "stablelm":
+        _maybe(draw, config, "use_parallel_residual", st.booleans())
+    return config
+
+
+def _config(draw, family: str) -> dict:
+    if family in {"gpt2", "gptj"}:
+        config = {"vocab_size": 40, "n_embd": 16, "n_layer": draw(st.integers(1, 2)), "n_head": 2, "n_positions": 32,
+                  "rotary_dim": 4}
+        _maybe(draw, config, "n_inner", st.sampled_from([24, None]))
+        _maybe(draw, config, "tie_word_embeddings", st.booleans())
+    elif family == "falcon":
+        config = {"vocab_size": 40, "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 4}
+        new_arch = draw(st.booleans())
+        config["new_decoder_architecture"] = new_arch
+        if new_arch:
+            config["num_kv_heads"] = draw(st.sampled_from([1, 2]))
+        else:
+            config["multi_query"] = draw(st.booleans())
+            config["parallel_attn"] = draw(st.booleans())
+        _maybe(draw, config, "bias", st.booleans())
+        _maybe(draw, config, "ffn_hidden_size", st.sampled_from([24, None]))
+        _maybe(draw, config, "tie_word_embeddings", st.booleans())
+    elif family == "bloom":
+        config = {"vocab_size": 40, "hidden_size": 16, "n_layer": 2, "n_head": 2}
+        _maybe(draw, config, "tie_word_embeddings", st.booleans())
+    elif family == "opt":
+        config = {"vocab_size": 40, "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "ffn_dim": 24,
+                  "max_position_embeddings": 32}
+        for key, strategy in (("word_embed_proj_dim", st.sampled_from([8, 16])), ("enable_bias", st.booleans()),
+                              ("do_layer_norm_before", st.booleans()),
+                              ("layer_norm_elementwise_affine", st.booleans()),
+                              ("tie_word_embeddings", st.booleans())):
+            _maybe(draw, config, key, strategy)
+    elif family == "mpt":
+        config = {"vocab_size": 40, "d_model": 16, "n_heads": 2, "n_layers": 2, "max_seq_len": 32}
+    elif family == "gpt_neox":
+        config = {"vocab_size": 40, "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+                  "intermediate_size": 24}
+        _maybe(draw, config, "attention_bias", st.booleans())
+        _maybe(draw, config, "tie_word_embeddings", st.booleans())
+    elif family == "t5":
+        config = {"vocab_size": 40, "d_model": 16, "d_kv": 4, "d_ff": 24, "num_layers": draw(st.integers(1, 2)),
+                  "num_heads": 2, "relative_attention_num_buckets": 8}
+        _maybe(draw, config, "num_decoder_layers", st.integers(1, 2))
+        _maybe(draw, config, "feed_forward_proj", st.sampled_from(["relu", "gated-gelu"]))
+    elif family in {"bert", "roberta"}:
+        config = {"vocab_size": 40, "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
+                  "intermediate_size": 24, "max_position_embeddings": 40, "pad_token_id": 1}
+        _maybe(draw, config, "type_vocab_size", st.sampled_from([1, 2]))
+    else:
+        config = _decoder_config(draw, family)
+    return {"model_type": family, **config}
+
+
+def _names(draw, pool: list[str], min_size: int = 1) -> list[str]:
+    return draw(st.lists(st.sampled_from(pool), min_size=min_size, max_size=min(4, len(pool)), unique=True))
+
+
+@st.composite
+def cases(draw):
+    family = draw(st.sampled_from(sorted(FAMILIES)))
+    config = _config(draw, family)
+    tasks = sorted(FAMILIES[family].tasks)
+    task = draw(st.sampled_from([*tasks, None]))
+    arch = architecture_for(config, task)
+    leaves = list(arch.leaf_names)
+    layered = sorted({m.name.rsplit(".", 1)[-1] for m in arch.modules if m.kind in LORA_MODULE_KINDS and ".0." in m.name})
+    kind = draw(st.sampled_from(["list", "list", "regex", "all-linear", "default"]))
+    spec = AdapterSpec(r=draw(st.integers(1, 6)), lora_alpha=draw(st.sampled_from([1, 8, 16])), task_type=task)
+    if kind == "list":
+        spec.target_modules = _names(draw, leaves + ["not_a_module"])
+        if draw(st.booleans()):
+            spec.layers_to_transform = draw(st.lists(st.integers(0, 2), max_size=2, unique=True)) or 0
+            if draw(st.booleans()):
+                spec.layers_pattern = draw(st.sampled_from(["layers", "h", "block", ["blocks", "layer"]]))
+    elif kind == "regex":
+        chosen = _names(draw, layered or leaves)
+        spec.target_modules = r".*\.(" + "|".join(chosen) + ")"
+    elif kind == "all-linear":
+        spec.target_modules = "all-linear"
+    if draw(st.booleans()):
+        keys = _names(draw, (layered or leaves) + ["layers.0.mlp.down_proj", "nothing_here"])
+        spec.rank_pattern = {key: draw(st.integers(1, 6)) for key in keys}
+    if draw(st.booleans()):
+        spec.alpha_pattern = {key: 32 for key in _names(draw, leaves + ["nothing_here"])}
+    if draw(st.booleans()):
+        spec.exclude_modules = draw(st.one_of(st.just(_names(draw, leaves)), st.just(r".*\.0\..*")))
+    spec.bias = draw(st.sampled_from(["none", "all", "lora_only"]))
+    spec.use_dora = draw(st.booleans())
+    spec.lora_dropout = draw(st.sampled_from([0.0, 0.1]))
+    if draw(st.booleans()):
+        heads = [n for n in ("lm_head", "score", arch.input_embedding.rsplit(".", 1)[-1]) if n in leaves]
+        spec.modules_to_save = _names(draw, heads + ["mlp", "norm", "ln_f"])
+    return config, task, spec
+
+
+def _peft_counts(config: dict, task: str | None, spec: AdapterSpec) -> tuple[int, tuple[int, int] | None]:
+    auto = _AUTO[task or architecture_for(config).task_type]
+    cfg = transformers.AutoConfig.for_model(**config)
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = getattr(transformers, auto).from_config(cfg)
+        base = sum(p.numel() for p in model.parameters())
+        try:
+            lora = peft.LoraConfig(
+                r=spec.r, lora_alpha=spec.lora_alpha, target_modules=spec.target_modules,
+                exclude_modules=spec.exclude_modules, layers_to_transform=spec.layers_to_transform,
+                layers_pattern=spec.layers_pattern, rank_pattern=spec.rank_pattern, alpha_pattern=spec.alpha_pattern,
+                bias=spec.bias, use_dora=spec.use_dora, modules_to_save=spec.modules_to_save, task_type=task,
+                lora_dropout=spec.lora_dropout,
+            )
+            peft_model = peft.get_peft_model(model, lora)
+        except (ValueError, TypeError, KeyError):
+            return base, None
+        return base, peft_model.get_nb_trainable_parameters()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases())
+def test_counts_equal_peft(case):
+    config, task, spec = case
+    arch = architecture_for(config, task)
+    count = count_parameters(arch, spec)
+    base, peft_counts = _peft_counts(config, task, spec)
+    assert arch.total_params == base
+    if peft_counts is None:
+        assert count.errors, "PEFT refused this config but the counter reported no error"
+    else:
+        assert not count.errors, count.errors
+        assert (count.trainable_params, count.total_params) == peft_counts
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_family_builds_like_transformers(family):
+    """Each family's defaults and layout, with transformers' own defaults for every absent key."""
+    config = {"model_type": family, "num_hidden_layers": 1, "n_layer": 1, "n_layers": 1, "num_layers": 1}
+    if family == "phi3":
+        config["pad_token_id"] = 0
+    arch = architecture_for(config)
+    auto = _AUTO[arch.task_type]
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = getattr(transformers, auto).from_config(transformers.AutoConfig.for_model(**config))
+    real = {name: tuple(p.shape) for name, p in model.named_parameters()}
+    described = {
+        f"{m.name}.{param}": shape for m in arch.modules for param, shape in m.params if not (m.tied_to and param == "weight")
+    }
+    assert described == real
