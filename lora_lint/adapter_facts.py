@@ -78,6 +78,8 @@ INIT_EFFECTS = {
 }
 """What each non-default ``init_lora_weights`` does to the meaning of alpha/r (from peft/tuners/lora/layer.py)."""
 
+DTYPE_ALIASES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
+
 MAX_ADAPTER_CONFIG_BYTES = 1024 * 1024
 """A saved adapter_config.json is a few kB; anything larger is not one."""
 
@@ -120,7 +122,7 @@ def value_source(setup: LoraSetup, name: str) -> str:
 
 
 def _init_method(value: Any, setup: LoraSetup) -> str | None:
-    """``init_lora_weights`` as one name: ``default`` (True), ``random`` (False), ``pissa`` for ``pissa_niter_N``, ..."""
+    """``init_lora_weights`` as one name: ``default`` (True), ``random`` (False), ``pissa`` (also ``pissa_niter_N``)."""
     if value is None:
         return None if "init_lora_weights" in setup.settings else "default"
     if value is True:
@@ -138,7 +140,7 @@ def _dtype_name(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     name = value.strip().lower().removeprefix("torch.")
-    return {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}.get(name, name)
+    return DTYPE_ALIASES.get(name, name)
 
 
 def string_numbers(notes: list[dict[str, Any]]) -> list[dict[str, Any]]:

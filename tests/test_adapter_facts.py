@@ -10,6 +10,8 @@ import yaml
 from lora_lint.adapter_facts import adapter_mismatch, saved_adapter, string_numbers
 from tests.rule_harness import lint_source
 
+LLAMAFACTORY = "model_name_or_path: m\nstage: sft\nfinetuning_type: lora\n"
+
 
 def facts_of(source: str, fmt: str, folder) -> dict:
     (result,) = lint_source(source, fmt, folder)
@@ -30,7 +32,7 @@ def write_adapter(folder, **fields) -> None:
         ("r: 64\ntarget_modules: [q_proj]\n", "lora-config", "written", "default"),
         ("base_model: m\nadapter: lora\nlora_r: 16\nlora_target_linear: true\n", "axolotl", "written", "missing"),
         ("from peft import LoraConfig\nLoraConfig(r=rank, lora_alpha=16)\n", "python", "unknown", "written"),
-        ("model_name_or_path: m\nstage: sft\nfinetuning_type: lora\nlora_target: all\n", "llamafactory", "default", "default"),
+        (LLAMAFACTORY + "lora_target: all\n", "llamafactory", "default", "default"),
     ],
 )
 def test_value_sources(tmp_path, source, fmt, r_source, alpha_source):
@@ -49,7 +51,9 @@ def test_init_method_is_normalized(tmp_path, written, method):
     assert (facts["init_effect"] is not None) == (method in ("pissa", "olora"))
 
 
-@pytest.mark.parametrize(("written", "dtype"), [("torch.bfloat16", "bfloat16"), ("fp32", "float32"), ("float16", "float16")])
+@pytest.mark.parametrize(
+    ("written", "dtype"), [("torch.bfloat16", "bfloat16"), ("fp32", "float32"), ("float16", "float16")]
+)
 def test_compute_dtype_is_normalized(tmp_path, written, dtype):
     source = f"r: 16\nlora_alpha: 16\ntarget_modules: [q_proj]\nload_in_4bit: true\nbnb_4bit_compute_dtype: {written}\n"
     assert facts_of(source, "lora-config", tmp_path)["compute_dtype"] == dtype
@@ -57,14 +61,16 @@ def test_compute_dtype_is_normalized(tmp_path, written, dtype):
 
 @pytest.mark.parametrize("text", ["2e-4", "1e5", "5E-2", "1.0e5", "3e-6", "+1e-3"])
 def test_string_number_spellings_read_back_as_the_float(text):
-    (record,) = string_numbers([{"kind": "yaml-string-number", "key": "learning_rate", "text": text, "line": 1, "column": 1}])
+    note = {"kind": "yaml-string-number", "key": "learning_rate", "text": text, "line": 1, "column": 1}
+    (record,) = string_numbers([note])
     for spelling in (record["yaml_float"], record["decimal"]):
         assert yaml.safe_load(f"x: {spelling}")["x"] == pytest.approx(float(text))
 
 
 def test_unknown_key_effect_follows_the_framework(tmp_path):
-    axolotl = facts_of("base_model: m\nadapter: lora\nlora_r: 8\nlora_alpha: 8\nlora_target_linear: true\n", "axolotl", tmp_path)
-    flat = facts_of("model_name_or_path: m\nstage: sft\nfinetuning_type: lora\nlora_rank: 8\n", "llamafactory", tmp_path)
+    axolotl_source = "base_model: m\nadapter: lora\nlora_r: 8\nlora_alpha: 8\nlora_target_linear: true\n"
+    axolotl = facts_of(axolotl_source, "axolotl", tmp_path)
+    flat = facts_of(LLAMAFACTORY + "lora_rank: 8\n", "llamafactory", tmp_path)
     v1 = facts_of("model: m\npeft_config:\n  name: lora\n  r: 8\n", "llamafactory", tmp_path)
     assert "drops keys" in axolotl["unknown_key_effect"]
     assert "stops at start-up" in flat["unknown_key_effect"]
@@ -115,7 +121,11 @@ def test_saved_adapter_ignores_broken_json(tmp_path):
             "target_modules [q_proj, v_proj] there, [k_proj, q_proj, v_proj] here",
         ),
         ({"r": 8, "target_modules": "all-linear"}, {"r": 8, "target_modules": ["q_proj"]}, None),
-        ({"r": 8, "target_modules": ["q_proj"]}, {"r": 8, "target_modules": ["q_proj", "v_proj"], "target_linear": True}, None),
+        (
+            {"r": 8, "target_modules": ["q_proj"]},
+            {"r": 8, "target_modules": ["q_proj", "v_proj"], "target_linear": True},
+            None,
+        ),
     ],
 )
 def test_adapter_mismatch(saved, here, expected):
@@ -125,7 +135,8 @@ def test_adapter_mismatch(saved, here, expected):
 
 def test_resume_facts_from_a_config(tmp_path):
     write_adapter(tmp_path / "previous", r=8)
-    source = "base_model: m\nadapter: lora\nlora_model_dir: previous\nlora_r: 16\nlora_alpha: 16\nlora_target_modules: [q_proj, v_proj]\n"
+    source = "base_model: m\nadapter: lora\nlora_model_dir: previous\nlora_r: 16\nlora_alpha: 16\n"
+    source += "lora_target_modules: [q_proj, v_proj]\n"
     facts = facts_of(source, "axolotl", tmp_path)
     assert facts["saved_adapter"]["path"] == str(tmp_path / "previous" / "adapter_config.json")
     assert facts["saved_adapter_mismatch"] == "r 8 there, 16 here"

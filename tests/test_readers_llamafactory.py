@@ -21,7 +21,7 @@ def test_flat_values_locations_and_datasets() -> None:
     (setup,) = read_file(str(path), path.read_bytes())
     assert setup.format == "llamafactory" and setup.notes == []
     assert (setup.get("r"), setup.get("lora_alpha"), setup.get("lora_dropout")) == (16, 32, 0.05)
-    assert setup.get("target_linear") is True and setup.location_of("target_linear").line == 12
+    assert setup.get("target_linear") is True and setup.location_of("target_linear").line == 11
     assert setup.get("learning_rate") == 1e-4 and setup.get("micro_batch_size") == 4
     assert setup.get("sequence_len") == 512 and setup.location_of("sequence_len").key == "cutoff_len"
     assert setup.get("torch_dtype") == "bfloat16" and setup.get("gradient_checkpointing") is True
@@ -119,3 +119,19 @@ def test_v1_defaults_and_ignored_keys() -> None:
 def test_v1_non_lora_plugin_gives_no_setup(tmp_path: Path) -> None:
     text = "model: gpt2\npeft_config:\n  name: freeze\n"
     assert read_file(str(tmp_path / "f.yaml"), text.encode()) == []
+
+
+def test_lora_keys_in_a_full_fine_tune_are_kept_as_notes(tmp_path: Path) -> None:
+    setup = read_one(tmp_path / "c.yaml", "model_name_or_path: gpt2\nfinetuning_type: full\nlora_rank: 16\nlora_target: all\n")
+    assert [(n.kind, n.data["key"], n.location.line) for n in setup.notes] == [
+        ("lora-key-ignored", "lora_rank", 3),
+        ("lora-key-ignored", "lora_target", 4),
+    ]
+    assert setup.get("r") is None and setup.extras["finetuning_type"] == "full"
+    assert read_file(str(tmp_path / "d.yaml"), b"model_name_or_path: gpt2\nfinetuning_type: full\n") == []
+
+
+def test_alpha_zero_means_twice_the_rank(tmp_path: Path) -> None:
+    setup = read_one(tmp_path / "e.yaml", "model_name_or_path: gpt2\nlora_rank: 8\nlora_alpha: 0\n")
+    assert setup.get("lora_alpha") == 16 and not setup.settings["lora_alpha"].explicit
+    assert setup.location_of("lora_alpha").line == 3

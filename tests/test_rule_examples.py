@@ -24,7 +24,9 @@ def test_every_rule_has_bad_and_good_examples():
 @pytest.mark.parametrize(("rule", "kind", "example"), CASES)
 def test_rule_example(rule, kind, example, tmp_path):
     options = {rule.code: example["options"]} if example.get("options") else None
-    results = lint_source(example["source"], example["format"], tmp_path, options)
+    results = lint_source(
+        example["source"], example["format"], tmp_path, options, files=example.get("files"), settings=example.get("settings")
+    )
     assert not any(r.error for r in results), [r.error.message for r in results if r.error]
     if kind == "bad":
         hit = codes(results, min_severity="info")

@@ -240,14 +240,18 @@ class _Counter:
 
         copies = self._modules_to_save_copies({layer.name for layer in layers})
         copied_roots = [root for roots in copies.values() for root in roots]
-        mts_params = sum(self._subtree_full_numel(root) for root in copied_roots)
+        mts_params = sum(self._subtree_full_numel(root, layers) for root in copied_roots)
         bias = self._trainable_bias(layers, copied_roots)
         lora = sum(layer.lora_params for layer in layers)
         base = arch.total_params
         total = base + lora + mts_params
+        # LoRA already inside a module that modules_to_save copies stays with the frozen original.
+        frozen_lora = sum(
+            layer.lora_params for layer in layers if any(layer.name.startswith(root + ".") for root in copied_roots)
+        )
         return ParamCount(
             base_params=base,
-            trainable_params=lora + mts_params + bias,
+            trainable_params=lora - frozen_lora + mts_params + bias,
             total_params=total,
             lora_params=lora,
             modules_to_save_params=mts_params,
@@ -257,7 +261,7 @@ class _Counter:
             targets=self._target_matches(targets, matched_by),
             unmatched_targets=self._unmatched(targets),
             modules_to_save={
-                entry: sum(self._subtree_full_numel(root) for root in roots) for entry, roots in copies.items()
+                entry: sum(self._subtree_full_numel(root, layers) for root in roots) for entry, roots in copies.items()
             },
             unused_rank_pattern=self._unused(self.spec.rank_pattern, layers),
             unused_alpha_pattern=self._unused(self.spec.alpha_pattern, layers),
@@ -483,8 +487,11 @@ class _Counter:
             taken.append(name)
         return copies
 
-    def _subtree_full_numel(self, root: str) -> int:
-        return sum(module.full_numel for module in self.arch.subtree(root))
+    def _subtree_full_numel(self, root: str, layers: list[AdaptedLayer]) -> int:
+        """A deep copy of ``root``: its modules, and the expert-parameter LoRA already wrapped inside it."""
+        prefix = root + "."
+        wrapped = sum(layer.lora_params for layer in layers if layer.name.startswith(prefix))
+        return sum(module.full_numel for module in self.arch.subtree(root)) + wrapped
 
     def _trainable_bias(self, layers: Iterable[AdaptedLayer], copied_roots: list[str]) -> int:
         bias = self.spec.bias

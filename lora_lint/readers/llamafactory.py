@@ -189,10 +189,18 @@ def read(doc: Document) -> list[LoraSetup]:
     return _read_v1(doc) if is_v1(doc.data) else _read_flat(doc)
 
 
+LORA_ONLY_KEYS = (
+    "lora_rank", "lora_alpha", "lora_dropout", "lora_target", "additional_target", "use_rslora", "use_dora",
+    "pissa_init", "pissa_iter", "pissa_convert", "loraplus_lr_ratio", "loraplus_lr_embedding", "create_new_adapter",
+)  # fmt: skip
+"""Keys LLaMA-Factory reads only when ``finetuning_type`` is ``lora``."""
+
+
 def _read_flat(doc: Document) -> list[LoraSetup]:
     data = doc.data
-    if data.get("finetuning_type", "lora") != "lora":
-        return []  # full, freeze or OFT fine-tuning: no LoRA adapter
+    finetuning_type = data.get("finetuning_type", "lora")
+    if finetuning_type != "lora":
+        return _ignored_lora_keys(doc, finetuning_type)
     builder = SetupBuilder(doc, "llamafactory")
     setup = builder.setup
     for key, setting in KEY_SETTINGS.items():
@@ -218,13 +226,28 @@ def _read_flat(doc: Document) -> list[LoraSetup]:
         setup.default(name, value)
     setup.default("sample_packing", setup.extras["stage"] == "pt")  # packing defaults on for pre-training
     rank = setup.get("r")
-    if isinstance(rank, int) and "lora_alpha" not in setup.settings:
-        setup.default("lora_alpha", rank * 2)
+    if isinstance(rank, int) and not setup.get("lora_alpha"):
+        # LLaMA-Factory passes `lora_alpha or lora_rank * 2`: absent, null and 0 all mean twice the rank.
+        setup.set("lora_alpha", rank * 2, setup.location_of("lora_alpha"), explicit=False)
     if setup.get("load_in_4bit"):
         setup.default("bnb_4bit_quant_type", "nf4")
         setup.default("bnb_4bit_use_double_quant", True)
         setup.default("bnb_4bit_compute_dtype", setup.get("torch_dtype"))
     return [setup]
+
+
+def _ignored_lora_keys(doc: Document, finetuning_type: Any) -> list[LoraSetup]:
+    """A full/freeze/OFT run: no adapter, but LoRA-only keys written in it are silently ignored."""
+    written = [key for key in LORA_ONLY_KEYS if doc.data.get(key) is not None]
+    if not written:
+        return []
+    builder = SetupBuilder(doc, "llamafactory")
+    builder.take("base_model", "model_name_or_path")
+    builder.setup.extras["finetuning_type"] = finetuning_type
+    builder.setup.extras["adapter"] = False
+    for key in written:
+        builder.note("lora-key-ignored", builder.location(key), key=key, finetuning_type=finetuning_type)
+    return [builder.setup]
 
 
 def _targets(builder: SetupBuilder, data: dict[str, Any]) -> None:
