@@ -75,6 +75,13 @@ class Linter:
         self.rules = load_rules([BUILTIN_RULES, *project.extra_rules, *(extra_rules or [])])
         project.check_rule_references({ident for rule in self.rules for ident in (rule.code, rule.name)})
         self.options = {rule.code: self._rule_options(rule) for rule in self.rules}
+        if project.gpu and project.usable_memory_gb is None:
+            from lora_lint.memory.gpus import UnknownGpuError, find_gpu
+
+            try:
+                find_gpu(project.gpu)
+            except UnknownGpuError as exc:
+                raise ProjectConfigError(f"{exc} (set usable-memory-gb for a card the catalog lacks)") from None
 
     def _rule_options(self, rule: Rule) -> dict[str, Any]:
         options = dict(rule.options)

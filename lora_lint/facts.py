@@ -44,14 +44,14 @@ def compute_facts(setup: LoraSetup, project: Project) -> dict[str, Any]:
 
     facts.update(adapter_facts(setup, facts))
     facts.update(architecture_facts(setup, cwd=Path.cwd(), user_models=project.models))
-    memory_options = project.options.get("predicted-oom", {})
+    near_oom = project.options.get("near-oom") or project.options.get("LL411") or {}
     facts.update(
         memory_facts(
             setup,
             facts,
-            gpu=memory_options.get("gpu", project.gpu),
-            usable_bytes=_gib(memory_options.get("usable_memory_gb", project.usable_memory_gb)),
-            safety_margin=float(project.options.get("near-oom", {}).get("margin", 0.1)),
+            gpu=project.gpu,
+            usable_bytes=_gib(project.usable_memory_gb),
+            safety_margin=float(near_oom.get("margin", 0.1)),
         )
     )
     return facts

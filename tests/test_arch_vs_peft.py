@@ -16,11 +16,11 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from lora_lint.arch import FAMILIES, AdapterSpec, architecture_for, count_parameters  # noqa: E402
-from lora_lint.arch.model import LORA_MODULE_KINDS  # noqa: E402
+from lora_lint.arch import FAMILIES, AdapterSpec, architecture_for, count_parameters
+from lora_lint.arch.model import LORA_MODULE_KINDS
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 transformers.logging.set_verbosity_error()
@@ -59,7 +59,15 @@ def _decoder_config(draw, family: str) -> dict:
     else:
         _maybe(draw, config, "num_key_value_heads", st.sampled_from(kv_choices))
     _maybe(draw, config, "tie_word_embeddings", st.booleans())
-    for flag in ("attention_bias", "mlp_bias", "qkv_bias", "use_bias", "use_qkv_bias", "qk_layernorm", "use_qk_norm"):
+    for flag in (
+        "attention_bias",
+        "mlp_bias",
+        "qkv_bias",
+        "use_bias",
+        "use_qkv_bias",
+        "qk_layernorm",
+        "use_qk_norm",
+    ):
         if flag in FAMILIES[family].defaults:
             _maybe(draw, config, flag, st.booleans())
     if family in {"mixtral"}:
@@ -78,12 +86,23 @@ def _decoder_config(draw, family: str) -> dict:
 
 def _config(draw, family: str) -> dict:
     if family in {"gpt2", "gptj"}:
-        config = {"vocab_size": 40, "n_embd": 16, "n_layer": draw(st.integers(1, 2)), "n_head": 2, "n_positions": 32,
-                  "rotary_dim": 4}
+        config = {
+            "vocab_size": 40,
+            "n_embd": 16,
+            "n_layer": draw(st.integers(1, 2)),
+            "n_head": 2,
+            "n_positions": 32,
+            "rotary_dim": 4,
+        }
         _maybe(draw, config, "n_inner", st.sampled_from([24, None]))
         _maybe(draw, config, "tie_word_embeddings", st.booleans())
     elif family == "falcon":
-        config = {"vocab_size": 40, "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 4}
+        config = {
+            "vocab_size": 40,
+            "hidden_size": 16,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+        }
         new_arch = draw(st.booleans())
         config["new_decoder_architecture"] = new_arch
         if new_arch:
@@ -98,28 +117,62 @@ def _config(draw, family: str) -> dict:
         config = {"vocab_size": 40, "hidden_size": 16, "n_layer": 2, "n_head": 2}
         _maybe(draw, config, "tie_word_embeddings", st.booleans())
     elif family == "opt":
-        config = {"vocab_size": 40, "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2, "ffn_dim": 24,
-                  "max_position_embeddings": 32}
-        for key, strategy in (("word_embed_proj_dim", st.sampled_from([8, 16])), ("enable_bias", st.booleans()),
-                              ("do_layer_norm_before", st.booleans()),
-                              ("layer_norm_elementwise_affine", st.booleans()),
-                              ("tie_word_embeddings", st.booleans())):
+        config = {
+            "vocab_size": 40,
+            "hidden_size": 16,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "ffn_dim": 24,
+            "max_position_embeddings": 32,
+        }
+        for key, strategy in (
+            ("word_embed_proj_dim", st.sampled_from([8, 16])),
+            ("enable_bias", st.booleans()),
+            ("do_layer_norm_before", st.booleans()),
+            ("layer_norm_elementwise_affine", st.booleans()),
+            ("tie_word_embeddings", st.booleans()),
+        ):
             _maybe(draw, config, key, strategy)
     elif family == "mpt":
-        config = {"vocab_size": 40, "d_model": 16, "n_heads": 2, "n_layers": 2, "max_seq_len": 32}
+        config = {
+            "vocab_size": 40,
+            "d_model": 16,
+            "n_heads": 2,
+            "n_layers": 2,
+            "max_seq_len": 32,
+        }
     elif family == "gpt_neox":
-        config = {"vocab_size": 40, "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
-                  "intermediate_size": 24}
+        config = {
+            "vocab_size": 40,
+            "hidden_size": 16,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 24,
+        }
         _maybe(draw, config, "attention_bias", st.booleans())
         _maybe(draw, config, "tie_word_embeddings", st.booleans())
     elif family == "t5":
-        config = {"vocab_size": 40, "d_model": 16, "d_kv": 4, "d_ff": 24, "num_layers": draw(st.integers(1, 2)),
-                  "num_heads": 2, "relative_attention_num_buckets": 8}
+        config = {
+            "vocab_size": 40,
+            "d_model": 16,
+            "d_kv": 4,
+            "d_ff": 24,
+            "num_layers": draw(st.integers(1, 2)),
+            "num_heads": 2,
+            "relative_attention_num_buckets": 8,
+        }
         _maybe(draw, config, "num_decoder_layers", st.integers(1, 2))
         _maybe(draw, config, "feed_forward_proj", st.sampled_from(["relu", "gated-gelu"]))
     elif family in {"bert", "roberta"}:
-        config = {"vocab_size": 40, "hidden_size": 16, "num_hidden_layers": 2, "num_attention_heads": 2,
-                  "intermediate_size": 24, "max_position_embeddings": 40, "pad_token_id": 1}
+        config = {
+            "vocab_size": 40,
+            "hidden_size": 16,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 24,
+            "max_position_embeddings": 40,
+            "pad_token_id": 1,
+        }
         _maybe(draw, config, "type_vocab_size", st.sampled_from([1, 2]))
     else:
         config = _decoder_config(draw, family)
@@ -127,7 +180,14 @@ def _config(draw, family: str) -> dict:
 
 
 def _names(draw, pool: list[str], min_size: int = 1) -> list[str]:
-    return draw(st.lists(st.sampled_from(pool), min_size=min_size, max_size=min(4, len(pool)), unique=True))
+    return draw(
+        st.lists(
+            st.sampled_from(pool),
+            min_size=min_size,
+            max_size=min(4, len(pool)),
+            unique=True,
+        )
+    )
 
 
 @st.composite
@@ -138,9 +198,15 @@ def cases(draw):
     task = draw(st.sampled_from([*tasks, None]))
     arch = architecture_for(config, task)
     leaves = list(arch.leaf_names)
-    layered = sorted({m.name.rsplit(".", 1)[-1] for m in arch.modules if m.kind in LORA_MODULE_KINDS and ".0." in m.name})
+    layered = sorted(
+        {m.name.rsplit(".", 1)[-1] for m in arch.modules if m.kind in LORA_MODULE_KINDS and ".0." in m.name}
+    )
     kind = draw(st.sampled_from(["list", "list", "regex", "all-linear", "default"]))
-    spec = AdapterSpec(r=draw(st.integers(1, 6)), lora_alpha=draw(st.sampled_from([1, 8, 16])), task_type=task)
+    spec = AdapterSpec(
+        r=draw(st.integers(1, 6)),
+        lora_alpha=draw(st.sampled_from([1, 8, 16])),
+        task_type=task,
+    )
     if kind == "list":
         spec.target_modules = _names(draw, leaves + ["not_a_module"])
         if draw(st.booleans()):
@@ -177,10 +243,18 @@ def _peft_counts(config: dict, task: str | None, spec: AdapterSpec) -> tuple[int
         base = sum(p.numel() for p in model.parameters())
         try:
             lora = peft.LoraConfig(
-                r=spec.r, lora_alpha=spec.lora_alpha, target_modules=spec.target_modules,
-                exclude_modules=spec.exclude_modules, layers_to_transform=spec.layers_to_transform,
-                layers_pattern=spec.layers_pattern, rank_pattern=spec.rank_pattern, alpha_pattern=spec.alpha_pattern,
-                bias=spec.bias, use_dora=spec.use_dora, modules_to_save=spec.modules_to_save, task_type=task,
+                r=spec.r,
+                lora_alpha=spec.lora_alpha,
+                target_modules=spec.target_modules,
+                exclude_modules=spec.exclude_modules,
+                layers_to_transform=spec.layers_to_transform,
+                layers_pattern=spec.layers_pattern,
+                rank_pattern=spec.rank_pattern,
+                alpha_pattern=spec.alpha_pattern,
+                bias=spec.bias,
+                use_dora=spec.use_dora,
+                modules_to_save=spec.modules_to_save,
+                task_type=task,
                 lora_dropout=spec.lora_dropout,
             )
             peft_model = peft.get_peft_model(model, lora)
@@ -207,7 +281,13 @@ def test_counts_equal_peft(case):
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_every_family_builds_like_transformers(family):
     """Each family's defaults and layout, with transformers' own defaults for every absent key."""
-    config = {"model_type": family, "num_hidden_layers": 1, "n_layer": 1, "n_layers": 1, "num_layers": 1}
+    config = {
+        "model_type": family,
+        "num_hidden_layers": 1,
+        "n_layer": 1,
+        "n_layers": 1,
+        "num_layers": 1,
+    }
     if family == "phi3":
         config["pad_token_id"] = 0
     arch = architecture_for(config)
@@ -217,6 +297,9 @@ def test_every_family_builds_like_transformers(family):
         model = getattr(transformers, auto).from_config(transformers.AutoConfig.for_model(**config))
     real = {name: tuple(p.shape) for name, p in model.named_parameters()}
     described = {
-        f"{m.name}.{param}": shape for m in arch.modules for param, shape in m.params if not (m.tied_to and param == "weight")
+        f"{m.name}.{param}": shape
+        for m in arch.modules
+        for param, shape in m.params
+        if not (m.tied_to and param == "weight")
     }
     assert described == real

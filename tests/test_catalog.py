@@ -44,6 +44,9 @@ PUBLISHED_TOTALS = {
     "CohereForAI/c4ai-command-r7b-12-2024": 8_028_033_024,
     "EleutherAI/pythia-12b": 11_846_072_320,
     "togethercomputer/RedPajama-INCITE-Base-3B-v1": 2_775_864_320,
+    # the safetensors total the publisher lists (123,611,012,096) less its 2,942,324,736 MTP weights,
+    # which transformers does not build
+    "nvidia/NVIDIA-Nemotron-3-Super-120B-A12B-BF16": 120_668_687_360,
 }
 
 TASK_AUTO_CLASSES = {
@@ -159,3 +162,11 @@ def test_lora_lint_counts_what_transformers_builds(model_id: str) -> None:
 def test_published_totals_are_catalog_entries() -> None:
     assert set(PUBLISHED_TOTALS) <= set(MODELS)
 
+
+def test_every_source_names_a_catalog_entry() -> None:
+    """``sources`` says where an entry's numbers were read; it must not outlive or misname its entry."""
+    sources: dict[str, str] = CATALOG["sources"]
+    assert sources, "entries added since the first release carry their source"
+    for model_id, source in sources.items():
+        assert model_id in MODELS, f"source for {model_id}, which is not a catalog entry"
+        assert isinstance(source, str) and len(source) > 20, model_id

@@ -206,3 +206,19 @@ def test_usage_error_exits_two(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["check", "--format", "xml"])
     assert exc.value.code == 2
+
+
+def test_unknown_gpu_is_a_usage_error(project, capsys):
+    (project / "train.yml").write_text(GOOD_AXOLOTL)
+    code, _, err = run_cli(["check", "train.yml", "--gpu", "a1000-80gb"], capsys)
+    assert code == 2 and "unknown GPU 'a1000-80gb'" in err
+
+
+def test_gpu_flag_gates_out_of_memory(project, capsys):
+    big = GOOD_AXOLOTL.replace("TinyLlama/TinyLlama_v1.1", "meta-llama/Meta-Llama-3-8B") + "sequence_len: 8192\nmicro_batch_size: 8\n"
+    (project / "train.yml").write_text(big)
+    code, out, _ = run_cli(["check", "train.yml", "--gpu", "T4", "--format", "json"], capsys)
+    report = json.loads(out)
+    assert code == 1
+    assert "LL410" in [f["code"] for f in report["files"][0]["findings"]]
+    assert report["files"][0]["facts"]["peak_memory_bytes"] > 16 * 1024**3

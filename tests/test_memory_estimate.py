@@ -28,7 +28,7 @@ LLAMA2_7B = ModelShape(
     num_layers=32, hidden_size=4096, num_heads=32, num_kv_heads=32, head_dim=128, intermediate_size=11008,
     vocab_size=32000, gated_mlp=True, base_params=6_738_415_616, quantizable_params=6_476_005_376,
     quantizable_rows=32 * (4 * 4096 + 2 * 11008 + 4096), quantizable_inputs_per_layer=4 * 4096 + 2 * 4096 + 11008,
-    head_params=32000 * 4096, trainable_params=32 * 4 * 16 * (4096 + 4096),
+    trainable_params=32 * 4 * 16 * (4096 + 4096),
     adapted_inputs_per_layer=4 * 4096, adapted_ranks_per_layer=4 * 16,
 )  # fmt: skip
 LLAMA3_VOCAB = 128_256

@@ -234,6 +234,30 @@ def test_unknown_names_resolve_to_none(name: str) -> None:
     assert resolve(name) is None
 
 
+@pytest.mark.parametrize(
+    ("name", "model_id"),
+    [
+        ("Qwen/Qwen3.5-35B-A3B-Base", "Qwen/Qwen3.5-35B-A3B"),  # base and instruct share one architecture
+        ("ByteDance-Seed/Seed-OSS-36B-Instruct", "ByteDance-Seed/Seed-OSS-36B-Base"),
+        ("nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16"),
+        ("unsloth/Qwen3.5-27B-bnb-4bit", "Qwen/Qwen3.5-27B"),
+        ("RedHatAI/GLM-4.5-Air-FP8-dynamic", "zai-org/GLM-4.5-Air"),
+    ],
+)
+def test_newer_catalog_entries_and_their_re_uploads(name: str, model_id: str) -> None:
+    found = resolve(name)
+    assert found is not None and (found.model_id, found.source) == (model_id, "catalog")
+
+
+def test_catalog_sources_do_not_change_what_resolves() -> None:
+    """The ``sources`` table is documentation: its keys are entries, never extra names to match."""
+    sources = json.loads(CATALOG_PATH.read_text(encoding="utf-8"))["sources"]
+    for model_id in sources:
+        found = resolve(model_id)
+        assert found is not None and found.model_id == model_id
+        assert "sources" not in found.config
+
+
 def test_catalog_configs_are_copies() -> None:
     first = resolve("gpt2")
     assert first is not None

@@ -4,8 +4,19 @@ Pure Python (no torch): ``architecture_for(config)`` turns a ``config.json`` int
 modules with shapes; ``count_parameters(arch, spec)`` applies PEFT's matching rules.
 """
 
-from lora_lint.arch.counting import AdaptedLayer, AdapterSpec, ParamCount, TargetMatch, count_parameters
-from lora_lint.arch.families import FAMILIES, UnsupportedArchitecture, architecture_for, supported_model_types
+from lora_lint.arch.counting import (
+    AdaptedLayer,
+    AdapterSpec,
+    ParamCount,
+    TargetMatch,
+    count_parameters,
+)
+from lora_lint.arch.families import (
+    FAMILIES,
+    UnsupportedArchitecture,
+    architecture_for,
+    supported_model_types,
+)
 from lora_lint.arch.model import Architecture, Module
 
 __all__ = [

@@ -36,14 +36,19 @@ reason is recorded in :attr:`ParamCount.errors`.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from lora_lint.arch.families import SEQ_CLS
-from lora_lint.arch.model import ALL_LINEAR_KINDS, CONV1D, LINEAR, LORA_MODULE_KINDS, Architecture
+from lora_lint.arch.model import (
+    ALL_LINEAR_KINDS,
+    CONV1D,
+    LINEAR,
+    LORA_MODULE_KINDS,
+    Architecture,
+)
 
 if TYPE_CHECKING:
     from lora_lint.lora_setup import LoraSetup
@@ -53,11 +58,23 @@ SEQ_CLS_HEAD_NAMES = ("classifier", "score")
 """Added to ``modules_to_save`` by ``PeftModelForSequenceClassification``."""
 
 _MOE_TARGETS = {
-    "mixtral": {"gate": "gate.weight", "w1": "gate_up_proj", "w3": "gate_up_proj", "w2": "down_proj"},
-    "qwen2_moe": {"gate": "gate.weight", "gate_proj": "gate_up_proj", "up_proj": "gate_up_proj",
-                  "down_proj": "down_proj"},
+    "mixtral": {
+        "gate": "gate.weight",
+        "w1": "gate_up_proj",
+        "w3": "gate_up_proj",
+        "w2": "down_proj",
+    },
+    "qwen2_moe": {
+        "gate": "gate.weight",
+        "gate_proj": "gate_up_proj",
+        "up_proj": "gate_up_proj",
+        "down_proj": "down_proj",
+    },
 }
-_MOE_FUSED = {"mixtral": {"gate_up_proj": ("w1", "w3")}, "qwen2_moe": {"gate_up_proj": ("gate_proj", "up_proj")}}
+_MOE_FUSED = {
+    "mixtral": {"gate_up_proj": ("w1", "w3")},
+    "qwen2_moe": {"gate_up_proj": ("gate_proj", "up_proj")},
+}
 """PEFT's ``_MOE_TARGET_MODULE_MAPPING`` / ``_MOE_FUSED_TARGETS`` (peft.utils.transformers_weight_conversion)."""
 
 
@@ -119,8 +136,7 @@ class AdapterSpec:
             bias=get("bias", str, defaults.bias),
             use_dora=setup.get("use_dora") is True,
             use_rslora=setup.get("use_rslora") is True,
-            modules_to_save=names("modules_to_save") if not isinstance(names("modules_to_save"), str)
-            else [names("modules_to_save")],
+            modules_to_save=[saved] if isinstance(saved := names("modules_to_save"), str) else saved,
             task_type=str(task).upper() if isinstance(task, str) else None,
             num_labels=get("num_labels", int, None),
             target_linear=setup.get("target_linear") is True,
@@ -128,8 +144,6 @@ class AdapterSpec:
         )
 
     def with_rank(self, r: int) -> AdapterSpec:
-        from dataclasses import replace
-
         return replace(self, r=r)
 
 
@@ -186,7 +200,11 @@ class ParamCount:
     @property
     def smallest_layer(self) -> AdaptedLayer | None:
         """The adapted layer with the smallest ``min(in, out)`` (what bounds a useful rank)."""
-        return min(self.layers, key=lambda layer: min(layer.in_features, layer.out_features), default=None)
+        return min(
+            self.layers,
+            key=lambda layer: min(layer.in_features, layer.out_features),
+            default=None,
+        )
 
 
 def count_parameters(arch: Architecture, spec: AdapterSpec) -> ParamCount:
@@ -208,7 +226,7 @@ class _Counter:
         self._cached_set: frozenset[str] = frozenset()
 
     def run(self) -> ParamCount:
-        spec, arch = self.spec, self.arch
+        arch = self.arch
         self._validate()
         targets = self._targets()
         target_params: set[str] = set()
@@ -467,7 +485,7 @@ class _Counter:
 
     def _pattern_key(self, pattern: dict[str, Any], key: str) -> str | None:
         for candidate in pattern:
-            if _search(rf"(.*\.)?({candidate})$", key, self.errors, anchored=True):
+            if _search(rf"(.*\.)?({candidate})$", key, self.errors):
                 return candidate
         return None
 
@@ -524,8 +542,9 @@ class _Counter:
 
     # -- reporting -----------------------------------------------------------------------
 
-    def _target_matches(self, targets: list[str] | str | None, matched_by: dict[str, list[AdaptedLayer]]
-                        ) -> tuple[TargetMatch, ...]:
+    def _target_matches(
+        self, targets: list[str] | str | None, matched_by: dict[str, list[AdaptedLayer]]
+    ) -> tuple[TargetMatch, ...]:
         if targets is None:
             return ()
         entries = [self.spec.target_modules] if isinstance(self.spec.target_modules, str) else self._listed_targets()
@@ -555,8 +574,7 @@ class _Counter:
 
     def _unused(self, pattern: dict[str, Any], layers: list[AdaptedLayer]) -> tuple[str, ...]:
         return tuple(
-            key for key in pattern
-            if not any(_search(rf"(.*\.)?({key})$", layer.name, [], anchored=True) for layer in layers)
+            key for key in pattern if not any(_search(rf"(.*\.)?({key})$", layer.name, []) for layer in layers)
         )
 
     def _no_match_message(self, targets: list[str] | str | None, excluded: int, unmatched: int) -> str:
@@ -587,7 +605,7 @@ def _fullmatch(pattern: str, key: str, errors: list[str]) -> bool:
         return False
 
 
-def _search(pattern: str, key: str, errors: list[str], *, anchored: bool = False) -> bool:
+def _search(pattern: str, key: str, errors: list[str]) -> bool:
     try:
         return re.match(pattern, key) is not None
     except re.error as exc:
@@ -599,8 +617,3 @@ def _note_regex_error(pattern: str, exc: re.error, errors: list[str]) -> None:
     message = f"invalid regular expression {pattern!r}: {exc}"
     if message not in errors:
         errors.append(message)
-
-
-def rank_scaling(alpha: float, r: int, rslora: bool) -> float:
-    """The factor PEFT multiplies a LoRA update by."""
-    return alpha / math.sqrt(r) if rslora else alpha / r

@@ -28,11 +28,31 @@ TORCHTUNE_EXACT_FAMILIES = frozenset({"llama", "mistral", "qwen2", "qwen3", "gem
 counts carry over; other torchtune models (Phi-3 splits the fused qkv projection) are not counted."""
 
 FACT_KEYS = (
-    "base_model", "architecture", "architecture_skipped", "base_params", "trainable_params", "total_params",
-    "trainable_percent", "lora_params", "modules_to_save_params", "modules_to_save_copies", "naive_4bit_params",
-    "naive_4bit_percent", "adapted_layers", "target_matches", "unmatched_targets", "no_target_matched",
-    "peft_errors", "hidden_size", "max_rank", "oversized_rank_layers", "percent_by_rank",
-    "classifier_head_trainable", "tied_embeddings", "tied_embedding_adapted", "unused_pattern_keys",
+    "base_model",
+    "architecture",
+    "architecture_skipped",
+    "base_params",
+    "trainable_params",
+    "total_params",
+    "trainable_percent",
+    "lora_params",
+    "modules_to_save_params",
+    "modules_to_save_copies",
+    "naive_4bit_params",
+    "naive_4bit_percent",
+    "adapted_layers",
+    "target_matches",
+    "unmatched_targets",
+    "no_target_matched",
+    "peft_errors",
+    "hidden_size",
+    "max_rank",
+    "oversized_rank_layers",
+    "percent_by_rank",
+    "classifier_head_trainable",
+    "tied_embeddings",
+    "tied_embedding_adapted",
+    "unused_pattern_keys",
     "modules_to_save_heavy",
 )
 
@@ -63,7 +83,10 @@ def architecture_facts(setup: LoraSetup, *, cwd: Path, user_models: Mapping[str,
         facts["architecture_skipped"] = f"{name}: {exc}"
         return facts
     facts["architecture"] = {
-        "family": arch.family, "resolved_via": resolution.source, "model_id": resolution.model_id, "note": arch.note,
+        "family": arch.family,
+        "resolved_via": resolution.source,
+        "model_id": resolution.model_id,
+        "note": arch.note,
     }
     facts["hidden_size"] = arch.hidden_size
     facts["tied_embeddings"] = arch.tied_embeddings
@@ -74,12 +97,14 @@ def architecture_facts(setup: LoraSetup, *, cwd: Path, user_models: Mapping[str,
             f"torchtune builds {arch.family} with other shapes than transformers; adapter counts are not computed"
         )
         return facts
+    if not isinstance(spec.r, int) or spec.r <= 0:
+        return facts  # an invalid rank has no adapter to count (LL101 reports it)
     count = count_parameters(arch, spec)
     facts["_param_count"] = count
     facts.update(_count_facts(count))
     facts.update(_target_facts(setup, arch, spec, count))
     facts.update(_head_facts(arch, spec, count))
-    facts["percent_by_rank"] = rank_sweep(arch, spec)
+    facts["percent_by_rank"] = rank_sweep(arch, spec, known=count)
     return facts
 
 
@@ -111,7 +136,12 @@ def _count_facts(count: ParamCount) -> dict[str, Any]:
         "adapted_layers": len(count.layers),
         "max_rank": max((layer.r for layer in count.layers), default=None),
         "oversized_rank_layers": [
-            {"name": layer.name, "r": layer.r, "in_features": layer.in_features, "out_features": layer.out_features}
+            {
+                "name": layer.name,
+                "r": layer.r,
+                "in_features": layer.in_features,
+                "out_features": layer.out_features,
+            }
             for layer in count.layers
             if layer.r > min(layer.in_features, layer.out_features)
         ],
@@ -134,9 +164,7 @@ def _target_facts(setup: LoraSetup, arch: Architecture, spec: AdapterSpec, count
         for target in count.unmatched_targets
     ]
     no_match = not count.layers and not any(m.present for m in count.targets) and len(count.errors) == 1
-    pattern_location = {
-        kind: setup.location_of(kind) or setup.start for kind in ("rank_pattern", "alpha_pattern")
-    }
+    pattern_location = {kind: setup.location_of(kind) or setup.start for kind in ("rank_pattern", "alpha_pattern")}
     unused = [
         {
             "key": kind,
@@ -144,12 +172,20 @@ def _target_facts(setup: LoraSetup, arch: Architecture, spec: AdapterSpec, count
             "line": pattern_location[kind].line if pattern_location[kind] else 1,
             "column": pattern_location[kind].column if pattern_location[kind] else 1,
         }
-        for kind, keys in (("rank_pattern", count.unused_rank_pattern), ("alpha_pattern", count.unused_alpha_pattern))
+        for kind, keys in (
+            ("rank_pattern", count.unused_rank_pattern),
+            ("alpha_pattern", count.unused_alpha_pattern),
+        )
         for key in keys
     ]
     return {
         "target_matches": [
-            {"target": m.target, "present": m.present, "adapted": m.adapted, "shapes": [list(s) for s in m.shapes]}
+            {
+                "target": m.target,
+                "present": m.present,
+                "adapted": m.adapted,
+                "shapes": [list(s) for s in m.shapes],
+            }
             for m in count.targets
         ],
         "unmatched_targets": unmatched,
@@ -186,17 +222,31 @@ def _head_facts(arch: Architecture, spec: AdapterSpec, count: ParamCount) -> dic
     }
 
 
-def rank_sweep(arch: Architecture, spec: AdapterSpec, ranks: tuple[int, ...] = SWEEP_RANKS) -> list[dict[str, Any]]:
+def rank_sweep(
+    arch: Architecture,
+    spec: AdapterSpec,
+    ranks: tuple[int, ...] = SWEEP_RANKS,
+    known: ParamCount | None = None,
+) -> list[dict[str, Any]]:
     """Trainable and total parameters for each rank, other settings as written.
 
     Both counts are exactly linear in ``r`` (every LoRA layer not pinned by
-    ``rank_pattern`` adds ``r * (in + out)``), so two counts give the whole sweep.
+    ``rank_pattern`` adds ``r * (in + out)``), so two counts give the whole sweep;
+    ``known``, the count at ``spec.r``, saves one of them.
     """
-    one, two = count_parameters(arch, spec.with_rank(1)), count_parameters(arch, spec.with_rank(2))
+    base_r = spec.r if known is not None else 1
+    first = known or count_parameters(arch, spec.with_rank(base_r))
+    second = count_parameters(arch, spec.with_rank(base_r + 1))
     rows = []
     for r in ranks:
-        trainable = one.trainable_params + (r - 1) * (two.trainable_params - one.trainable_params)
-        total = one.total_params + (r - 1) * (two.total_params - one.total_params)
-        rows.append({"r": r, "trainable_params": trainable, "total_params": total,
-                     "percent": 100.0 * trainable / total if total else 0.0})
+        trainable = first.trainable_params + (r - base_r) * (second.trainable_params - first.trainable_params)
+        total = first.total_params + (r - base_r) * (second.total_params - first.total_params)
+        rows.append(
+            {
+                "r": r,
+                "trainable_params": trainable,
+                "total_params": total,
+                "percent": 100.0 * trainable / total if total else 0.0,
+            }
+        )
     return rows

@@ -40,7 +40,12 @@ class Config:
     derivation transformers applies in ``__post_init__``.
     """
 
-    def __init__(self, raw: Mapping[str, Any], defaults: Mapping[str, Any], aliases: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        raw: Mapping[str, Any],
+        defaults: Mapping[str, Any],
+        aliases: Mapping[str, str],
+    ) -> None:
         self.raw = raw
         self.defaults = defaults
         self.aliases = aliases
@@ -87,8 +92,17 @@ class Family:
 # Shared pieces
 
 
-def _head(b: Builder, c: Config, task: str, num_labels: int, *, embed: str, width: int, lm_bias: bool = False,
-          score: str = "score") -> Layout:
+def _head(
+    b: Builder,
+    c: Config,
+    task: str,
+    num_labels: int,
+    *,
+    embed: str,
+    width: int,
+    lm_bias: bool = False,
+    score: str = "score",
+) -> Layout:
     """The task head every decoder family adds on top of its body."""
     tied = bool(c["tie_word_embeddings"])
     if task == SEQ_CLS:
@@ -113,7 +127,10 @@ _NONE = "none"  # parameter-free (OLMo)
 
 def _decoder(
     *,
-    norms: tuple[str, ...] | Callable[[Config], tuple[str, ...]] = ("input_layernorm", "post_attention_layernorm"),
+    norms: tuple[str, ...] | Callable[[Config], tuple[str, ...]] = (
+        "input_layernorm",
+        "post_attention_layernorm",
+    ),
     norm_kind: str = _RMS,
     final_norm: str = "norm",
     qkv_bias: Callable[[Config], bool] = lambda c: False,
@@ -137,9 +154,18 @@ def _decoder(
             p = f"model.layers.{i}"
             if fused_qkv:
                 b.linear(f"{p}.self_attn.{o_name}", heads * hd, hidden, o_bias(c))
-                b.linear(f"{p}.self_attn.qkv_proj", hidden, (heads + 2 * kv) * hd, qkv_bias(c))
+                b.linear(
+                    f"{p}.self_attn.qkv_proj",
+                    hidden,
+                    (heads + 2 * kv) * hd,
+                    qkv_bias(c),
+                )
             else:
-                for name, out in (("q_proj", heads * hd), ("k_proj", kv * hd), ("v_proj", kv * hd)):
+                for name, out in (
+                    ("q_proj", heads * hd),
+                    ("k_proj", kv * hd),
+                    ("v_proj", kv * hd),
+                ):
                     b.linear(f"{p}.self_attn.{name}", hidden, out, qkv_bias(c))
                 b.linear(f"{p}.self_attn.{o_name}", heads * hd, hidden, o_bias(c))
             if qk_norm:
@@ -148,7 +174,15 @@ def _decoder(
             for norm in layer_norms:
                 _norm(b, f"{p}.{norm}", hidden, norm_kind)
         _norm(b, f"model.{final_norm}", hidden, norm_kind)
-        return _head(b, c, task, num_labels, embed="model.embed_tokens", width=hidden, lm_bias=lm_bias)
+        return _head(
+            b,
+            c,
+            task,
+            num_labels,
+            embed="model.embed_tokens",
+            width=hidden,
+            lm_bias=lm_bias,
+        )
 
     return layout
 
@@ -158,7 +192,9 @@ def _norm(b: Builder, name: str, shape: int | tuple[int, ...], kind: str) -> Non
         b.norm(name, shape, bias=kind == _LN)
 
 
-def _gated_mlp(bias: Callable[[Config], bool] = lambda c: False) -> Callable[[Config, Builder, str, int], None]:
+def _gated_mlp(
+    bias: Callable[[Config], bool] = lambda c: False,
+) -> Callable[[Config, Builder, str, int], None]:
     def mlp(c: Config, b: Builder, p: str, layer: int, inter: int | None = None) -> None:
         hidden, inter = c["hidden_size"], inter or c["intermediate_size"]
         b.linear(f"{p}.gate_proj", hidden, inter, bias(c))
@@ -243,11 +279,20 @@ def _stablelm_qk_norm(c: Config, b: Builder, p: str, heads: int, kv: int, hd: in
                 b.norm(f"{p}.{which}.norms.{h}", hd)
 
 
-_LLAMA_LIKE = dict(
-    vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-    num_key_value_heads=None, head_dim=None, tie_word_embeddings=False,
-)
-_ATTENTION_BIAS = dict(qkv_bias=lambda c: bool(c["attention_bias"]), o_bias=lambda c: bool(c["attention_bias"]))
+_LLAMA_LIKE = {
+    "vocab_size": 32000,
+    "hidden_size": 4096,
+    "intermediate_size": 11008,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": None,
+    "head_dim": None,
+    "tie_word_embeddings": False,
+}
+_ATTENTION_BIAS = {
+    "qkv_bias": lambda c: bool(c["attention_bias"]),
+    "o_bias": lambda c: bool(c["attention_bias"]),
+}
 """Families whose config has ``attention_bias``: it applies to q, k, v and o alike."""
 
 
@@ -292,7 +337,11 @@ def _gptj(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
 
 
 def _gpt_neox(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
-    hidden, inter, bias = c["hidden_size"], c["intermediate_size"], bool(c["attention_bias"])
+    hidden, inter, bias = (
+        c["hidden_size"],
+        c["intermediate_size"],
+        bool(c["attention_bias"]),
+    )
     b.embedding("gpt_neox.embed_in", c["vocab_size"], hidden)
     for i in range(c["num_hidden_layers"]):
         p = f"gpt_neox.layers.{i}"
@@ -397,7 +446,10 @@ def _t5(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
     inner = heads * d_kv
     gated = str(c["feed_forward_proj"]).split("-")[0] == "gated"
     b.embedding("shared", c["vocab_size"], d)
-    for stack, layers in (("encoder", c["num_layers"]), ("decoder", c.either("num_decoder_layers", c["num_layers"]))):
+    for stack, layers in (
+        ("encoder", c["num_layers"]),
+        ("decoder", c.either("num_decoder_layers", c["num_layers"])),
+    ):
         b.embedding(f"{stack}.embed_tokens", c["vocab_size"], d, tied_to="shared")
         attentions = ("SelfAttention", "EncDecAttention") if stack == "decoder" else ("SelfAttention",)
         for i in range(layers):
@@ -407,7 +459,11 @@ def _t5(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
                     b.linear(f"{p}.{j}.{attention}.{name}", d, inner, False)
                 b.linear(f"{p}.{j}.{attention}.o", inner, d, False)
                 if i == 0 and attention == "SelfAttention":
-                    b.embedding(f"{p}.{j}.{attention}.relative_attention_bias", c["relative_attention_num_buckets"], heads)
+                    b.embedding(
+                        f"{p}.{j}.{attention}.relative_attention_bias",
+                        c["relative_attention_num_buckets"],
+                        heads,
+                    )
                 b.norm(f"{p}.{j}.layer_norm", d)
             ff = f"{p}.{len(attentions)}.DenseReluDense"
             for name in ("wi_0", "wi_1") if gated else ("wi",):
@@ -447,10 +503,16 @@ def _bert_like(pooler: bool, prefix: str) -> LayoutFn:
     return layout
 
 
-_BERT_DEFAULTS = dict(
-    vocab_size=30522, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-    max_position_embeddings=512, type_vocab_size=2, tie_word_embeddings=True,
-)
+_BERT_DEFAULTS = {
+    "vocab_size": 30522,
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+    "tie_word_embeddings": True,
+}
 
 FAMILIES: dict[str, Family] = {
     "llama": Family(
@@ -459,7 +521,9 @@ FAMILIES: dict[str, Family] = {
         default_targets=("q_proj", "v_proj"),
     ),
     "mistral": Family(
-        _decoder(), _defaults(intermediate_size=14336, num_key_value_heads=8), default_targets=("q_proj", "v_proj")
+        _decoder(),
+        _defaults(intermediate_size=14336, num_key_value_heads=8),
+        default_targets=("q_proj", "v_proj"),
     ),
     "mixtral": Family(
         _decoder(mlp=_mixtral_moe),
@@ -474,24 +538,53 @@ FAMILIES: dict[str, Family] = {
         default_targets=("q_proj", "v_proj"),
     ),
     "qwen2_moe": Family(
-        _decoder(qkv_bias=lambda c: bool(c["qkv_bias"]), o_bias=lambda c: False, mlp=_qwen_moe(shared_expert=True)),
+        _decoder(
+            qkv_bias=lambda c: bool(c["qkv_bias"]),
+            o_bias=lambda c: False,
+            mlp=_qwen_moe(shared_expert=True),
+        ),
         _defaults(
-            vocab_size=151936, hidden_size=2048, intermediate_size=5632, num_hidden_layers=24, num_attention_heads=16,
-            num_key_value_heads=16, decoder_sparse_step=1, moe_intermediate_size=1408,
-            shared_expert_intermediate_size=5632, num_experts=60, mlp_only_layers=None, qkv_bias=True,
+            vocab_size=151936,
+            hidden_size=2048,
+            intermediate_size=5632,
+            num_hidden_layers=24,
+            num_attention_heads=16,
+            num_key_value_heads=16,
+            decoder_sparse_step=1,
+            moe_intermediate_size=1408,
+            shared_expert_intermediate_size=5632,
+            num_experts=60,
+            mlp_only_layers=None,
+            qkv_bias=True,
         ),
     ),
     "qwen3": Family(
         _decoder(qk_norm=_per_head_norm, **_ATTENTION_BIAS),
-        _defaults(vocab_size=151936, intermediate_size=22016, num_key_value_heads=32, head_dim=128,
-                  attention_bias=False),
+        _defaults(
+            vocab_size=151936,
+            intermediate_size=22016,
+            num_key_value_heads=32,
+            head_dim=128,
+            attention_bias=False,
+        ),
         default_targets=("q_proj", "v_proj"),
     ),
     "qwen3_moe": Family(
-        _decoder(qk_norm=_per_head_norm, mlp=_qwen_moe(shared_expert=False), **_ATTENTION_BIAS),
+        _decoder(
+            qk_norm=_per_head_norm,
+            mlp=_qwen_moe(shared_expert=False),
+            **_ATTENTION_BIAS,
+        ),
         _defaults(
-            vocab_size=151936, hidden_size=2048, intermediate_size=6144, num_hidden_layers=24, num_key_value_heads=4,
-            decoder_sparse_step=1, moe_intermediate_size=768, num_experts=128, mlp_only_layers=None,
+            vocab_size=151936,
+            hidden_size=2048,
+            intermediate_size=6144,
+            num_hidden_layers=24,
+            num_key_value_heads=4,
+            decoder_sparse_step=1,
+            moe_intermediate_size=768,
+            num_experts=128,
+            mlp_only_layers=None,
             attention_bias=False,
         ),
         aliases={"num_local_experts": "num_experts"},
@@ -499,68 +592,146 @@ FAMILIES: dict[str, Family] = {
     ),
     "gemma": Family(
         _decoder(**_ATTENTION_BIAS),
-        _defaults(vocab_size=256000, hidden_size=3072, intermediate_size=24576, num_hidden_layers=28,
-                  num_attention_heads=16, num_key_value_heads=16, head_dim=256, tie_word_embeddings=True,
-                  attention_bias=False),
+        _defaults(
+            vocab_size=256000,
+            hidden_size=3072,
+            intermediate_size=24576,
+            num_hidden_layers=28,
+            num_attention_heads=16,
+            num_key_value_heads=16,
+            head_dim=256,
+            tie_word_embeddings=True,
+            attention_bias=False,
+        ),
         default_targets=("q_proj", "v_proj"),
     ),
     "gemma2": Family(
-        _decoder(norms=("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
-                        "post_feedforward_layernorm"), **_ATTENTION_BIAS),
-        _defaults(vocab_size=256000, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26,
-                  num_attention_heads=8, num_key_value_heads=4, head_dim=256, tie_word_embeddings=True,
-                  attention_bias=False),
+        _decoder(
+            norms=(
+                "input_layernorm",
+                "post_attention_layernorm",
+                "pre_feedforward_layernorm",
+                "post_feedforward_layernorm",
+            ),
+            **_ATTENTION_BIAS,
+        ),
+        _defaults(
+            vocab_size=256000,
+            hidden_size=2304,
+            intermediate_size=9216,
+            num_hidden_layers=26,
+            num_attention_heads=8,
+            num_key_value_heads=4,
+            head_dim=256,
+            tie_word_embeddings=True,
+            attention_bias=False,
+        ),
         default_targets=("q_proj", "v_proj"),
     ),
     "gemma3_text": Family(
         _decoder(
-            norms=("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
-                   "post_feedforward_layernorm"),
+            norms=(
+                "input_layernorm",
+                "post_attention_layernorm",
+                "pre_feedforward_layernorm",
+                "post_feedforward_layernorm",
+            ),
             qk_norm=_per_head_norm,
             **_ATTENTION_BIAS,
         ),
-        _defaults(vocab_size=262208, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26,
-                  num_attention_heads=8, num_key_value_heads=4, head_dim=256, tie_word_embeddings=True,
-                  attention_bias=False),
+        _defaults(
+            vocab_size=262208,
+            hidden_size=2304,
+            intermediate_size=9216,
+            num_hidden_layers=26,
+            num_attention_heads=8,
+            num_key_value_heads=4,
+            head_dim=256,
+            tie_word_embeddings=True,
+            attention_bias=False,
+        ),
         default_targets=("q_proj", "v_proj"),
     ),
     "phi": Family(
         _decoder(
-            norms=("input_layernorm",), norm_kind=_LN, final_norm="final_layernorm", qkv_bias=lambda c: True,
-            o_bias=lambda c: True, o_name="dense", qk_norm=_phi_qk_norm, mlp=_plain_mlp("fc1", "fc2", lambda c: True),
+            norms=("input_layernorm",),
+            norm_kind=_LN,
+            final_norm="final_layernorm",
+            qkv_bias=lambda c: True,
+            o_bias=lambda c: True,
+            o_name="dense",
+            qk_norm=_phi_qk_norm,
+            mlp=_plain_mlp("fc1", "fc2", lambda c: True),
             lm_bias=True,
         ),
-        _defaults(vocab_size=51200, hidden_size=2048, intermediate_size=8192, num_hidden_layers=24,
-                  qk_layernorm=False),
+        _defaults(
+            vocab_size=51200,
+            hidden_size=2048,
+            intermediate_size=8192,
+            num_hidden_layers=24,
+            qk_layernorm=False,
+        ),
         default_targets=("q_proj", "v_proj", "fc1", "fc2"),
     ),
     "phi3": Family(
-        _decoder(fused_qkv=True, qkv_bias=lambda c: False, o_bias=lambda c: False, mlp=_phi3_mlp),
+        _decoder(
+            fused_qkv=True,
+            qkv_bias=lambda c: False,
+            o_bias=lambda c: False,
+            mlp=_phi3_mlp,
+        ),
         _defaults(vocab_size=32064, hidden_size=3072, intermediate_size=8192),
     ),
     "stablelm": Family(
         _decoder(
-            norms=lambda c: ("input_layernorm",) if c["use_parallel_residual"] else
-            ("input_layernorm", "post_attention_layernorm"),
-            norm_kind=_LN, qkv_bias=lambda c: bool(c["use_qkv_bias"]), o_bias=lambda c: False, qk_norm=_stablelm_qk_norm,
+            norms=lambda c: (
+                ("input_layernorm",) if c["use_parallel_residual"] else ("input_layernorm", "post_attention_layernorm")
+            ),
+            norm_kind=_LN,
+            qkv_bias=lambda c: bool(c["use_qkv_bias"]),
+            o_bias=lambda c: False,
+            qk_norm=_stablelm_qk_norm,
             head_dim=lambda c: c["hidden_size"] // c["num_attention_heads"],
         ),
-        _defaults(vocab_size=50304, intermediate_size=6912, hidden_size=2560, num_key_value_heads=32,
-                  use_qkv_bias=False, qk_layernorm=False, use_parallel_residual=False),
+        _defaults(
+            vocab_size=50304,
+            intermediate_size=6912,
+            hidden_size=2560,
+            num_key_value_heads=32,
+            use_qkv_bias=False,
+            qk_layernorm=False,
+            use_parallel_residual=False,
+        ),
         default_targets=("q_proj", "v_proj"),
     ),
     "starcoder2": Family(
         _decoder(
-            norm_kind=_LN, qkv_bias=lambda c: bool(c["use_bias"]), o_bias=lambda c: bool(c["use_bias"]),
+            norm_kind=_LN,
+            qkv_bias=lambda c: bool(c["use_bias"]),
+            o_bias=lambda c: bool(c["use_bias"]),
             mlp=_plain_mlp("c_fc", "c_proj", lambda c: bool(c["use_bias"])),
         ),
-        _defaults(vocab_size=49152, hidden_size=3072, intermediate_size=12288, num_hidden_layers=30,
-                  num_attention_heads=24, num_key_value_heads=2, use_bias=True, tie_word_embeddings=True),
+        _defaults(
+            vocab_size=49152,
+            hidden_size=3072,
+            intermediate_size=12288,
+            num_hidden_layers=30,
+            num_attention_heads=24,
+            num_key_value_heads=2,
+            use_bias=True,
+            tie_word_embeddings=True,
+        ),
     ),
-    "olmo": Family(_decoder(norm_kind=_NONE, **_ATTENTION_BIAS), _defaults(vocab_size=50304, attention_bias=False)),
+    "olmo": Family(
+        _decoder(norm_kind=_NONE, **_ATTENTION_BIAS),
+        _defaults(vocab_size=50304, attention_bias=False),
+    ),
     "olmo2": Family(
-        _decoder(norms=("post_attention_layernorm", "post_feedforward_layernorm"), qk_norm=_olmo2_qk_norm,
-                 **_ATTENTION_BIAS),
+        _decoder(
+            norms=("post_attention_layernorm", "post_feedforward_layernorm"),
+            qk_norm=_olmo2_qk_norm,
+            **_ATTENTION_BIAS,
+        ),
         _defaults(vocab_size=50304, attention_bias=False),
     ),
     "granite": Family(
@@ -570,72 +741,170 @@ FAMILIES: dict[str, Family] = {
     ),
     "cohere": Family(
         _decoder(norms=("input_layernorm",), qk_norm=_cohere_qk_norm, **_ATTENTION_BIAS),
-        _defaults(vocab_size=256000, hidden_size=8192, intermediate_size=22528, num_hidden_layers=40,
-                  num_attention_heads=64, tie_word_embeddings=True, use_qk_norm=False, attention_bias=False),
+        _defaults(
+            vocab_size=256000,
+            hidden_size=8192,
+            intermediate_size=22528,
+            num_hidden_layers=40,
+            num_attention_heads=64,
+            tie_word_embeddings=True,
+            use_qk_norm=False,
+            attention_bias=False,
+        ),
         tasks=frozenset({CAUSAL_LM}),
     ),
     "gpt2": Family(
         _gpt2,
-        dict(vocab_size=50257, n_positions=1024, n_embd=768, n_layer=12, n_head=12, n_inner=None,
-             tie_word_embeddings=True),
-        aliases={"hidden_size": "n_embd", "max_position_embeddings": "n_positions", "num_attention_heads": "n_head",
-                 "num_hidden_layers": "n_layer"},
+        {
+            "vocab_size": 50257,
+            "n_positions": 1024,
+            "n_embd": 768,
+            "n_layer": 12,
+            "n_head": 12,
+            "n_inner": None,
+            "tie_word_embeddings": True,
+        },
+        aliases={
+            "hidden_size": "n_embd",
+            "max_position_embeddings": "n_positions",
+            "num_attention_heads": "n_head",
+            "num_hidden_layers": "n_layer",
+        },
         default_targets=("c_attn",),
     ),
     "gptj": Family(
         _gptj,
-        dict(vocab_size=50400, n_positions=2048, n_embd=4096, n_layer=28, n_head=16, n_inner=None,
-             tie_word_embeddings=False),
-        aliases={"hidden_size": "n_embd", "max_position_embeddings": "n_positions", "num_attention_heads": "n_head",
-                 "num_hidden_layers": "n_layer"},
+        {
+            "vocab_size": 50400,
+            "n_positions": 2048,
+            "n_embd": 4096,
+            "n_layer": 28,
+            "n_head": 16,
+            "n_inner": None,
+            "tie_word_embeddings": False,
+        },
+        aliases={
+            "hidden_size": "n_embd",
+            "max_position_embeddings": "n_positions",
+            "num_attention_heads": "n_head",
+            "num_hidden_layers": "n_layer",
+        },
         default_targets=("q_proj", "v_proj"),
     ),
     "gpt_neox": Family(
         _gpt_neox,
-        dict(vocab_size=50432, hidden_size=6144, num_hidden_layers=44, num_attention_heads=64,
-             intermediate_size=24576, tie_word_embeddings=False, attention_bias=True),
+        {
+            "vocab_size": 50432,
+            "hidden_size": 6144,
+            "num_hidden_layers": 44,
+            "num_attention_heads": 64,
+            "intermediate_size": 24576,
+            "tie_word_embeddings": False,
+            "attention_bias": True,
+        },
         default_targets=("query_key_value",),
     ),
     "falcon": Family(
         _falcon,
-        dict(vocab_size=65024, hidden_size=4544, num_hidden_layers=32, num_attention_heads=71,
-             num_ln_in_parallel_attn=None, num_kv_heads=None, new_decoder_architecture=False, multi_query=True,
-             parallel_attn=True, bias=False, ffn_hidden_size=None, tie_word_embeddings=True),
+        {
+            "vocab_size": 65024,
+            "hidden_size": 4544,
+            "num_hidden_layers": 32,
+            "num_attention_heads": 71,
+            "num_ln_in_parallel_attn": None,
+            "num_kv_heads": None,
+            "new_decoder_architecture": False,
+            "multi_query": True,
+            "parallel_attn": True,
+            "bias": False,
+            "ffn_hidden_size": None,
+            "tie_word_embeddings": True,
+        },
         aliases={"n_embed": "hidden_size"},
         default_targets=("query_key_value",),
     ),
     "bloom": Family(
         _bloom,
-        dict(vocab_size=250880, hidden_size=64, n_embed=None, n_layer=2, n_head=8, tie_word_embeddings=True),
+        {
+            "vocab_size": 250880,
+            "hidden_size": 64,
+            "n_embed": None,
+            "n_layer": 2,
+            "n_head": 8,
+            "tie_word_embeddings": True,
+        },
         aliases={"num_hidden_layers": "n_layer", "num_attention_heads": "n_head"},
         default_targets=("query_key_value",),
     ),
     "opt": Family(
         _opt,
-        dict(vocab_size=50272, hidden_size=768, num_hidden_layers=12, ffn_dim=3072, max_position_embeddings=2048,
-             do_layer_norm_before=True, _remove_final_layer_norm=False, word_embed_proj_dim=None,
-             num_attention_heads=12, enable_bias=True, layer_norm_elementwise_affine=True, tie_word_embeddings=True),
+        {
+            "vocab_size": 50272,
+            "hidden_size": 768,
+            "num_hidden_layers": 12,
+            "ffn_dim": 3072,
+            "max_position_embeddings": 2048,
+            "do_layer_norm_before": True,
+            "_remove_final_layer_norm": False,
+            "word_embed_proj_dim": None,
+            "num_attention_heads": 12,
+            "enable_bias": True,
+            "layer_norm_elementwise_affine": True,
+            "tie_word_embeddings": True,
+        },
         default_targets=("q_proj", "v_proj"),
     ),
     "mpt": Family(
         _mpt,
-        dict(d_model=2048, n_heads=16, n_layers=24, vocab_size=50368, tie_word_embeddings=True),
-        aliases={"num_attention_heads": "n_heads", "hidden_size": "d_model", "num_hidden_layers": "n_layers"},
+        {
+            "d_model": 2048,
+            "n_heads": 16,
+            "n_layers": 24,
+            "vocab_size": 50368,
+            "tie_word_embeddings": True,
+        },
+        aliases={
+            "num_attention_heads": "n_heads",
+            "hidden_size": "d_model",
+            "num_hidden_layers": "n_layers",
+        },
         default_targets=("Wqkv",),
     ),
     "t5": Family(
         _t5,
-        dict(vocab_size=32128, d_model=512, d_kv=64, d_ff=2048, num_layers=6, num_decoder_layers=None, num_heads=8,
-             relative_attention_num_buckets=32, feed_forward_proj="relu", tie_word_embeddings=True),
-        aliases={"hidden_size": "d_model", "num_attention_heads": "num_heads", "num_hidden_layers": "num_layers",
-                 "head_dim": "d_kv"},
+        {
+            "vocab_size": 32128,
+            "d_model": 512,
+            "d_kv": 64,
+            "d_ff": 2048,
+            "num_layers": 6,
+            "num_decoder_layers": None,
+            "num_heads": 8,
+            "relative_attention_num_buckets": 32,
+            "feed_forward_proj": "relu",
+            "tie_word_embeddings": True,
+        },
+        aliases={
+            "hidden_size": "d_model",
+            "num_attention_heads": "num_heads",
+            "num_hidden_layers": "num_layers",
+            "head_dim": "d_kv",
+        },
         default_targets=("q", "v"),
         tasks=frozenset({SEQ_2_SEQ_LM}),
     ),
-    "bert": Family(_bert_like(pooler=True, prefix="bert"), _BERT_DEFAULTS, default_targets=("query", "value"),
-                   tasks=frozenset({SEQ_CLS})),
-    "roberta": Family(_bert_like(pooler=False, prefix="roberta"), {**_BERT_DEFAULTS, "vocab_size": 50265},
-                      default_targets=("query", "value"), tasks=frozenset({SEQ_CLS})),
+    "bert": Family(
+        _bert_like(pooler=True, prefix="bert"),
+        _BERT_DEFAULTS,
+        default_targets=("query", "value"),
+        tasks=frozenset({SEQ_CLS}),
+    ),
+    "roberta": Family(
+        _bert_like(pooler=False, prefix="roberta"),
+        {**_BERT_DEFAULTS, "vocab_size": 50265},
+        default_targets=("query", "value"),
+        tasks=frozenset({SEQ_CLS}),
+    ),
 }
 
 _DEFAULT_TASK = {"t5": SEQ_2_SEQ_LM, "bert": SEQ_CLS, "roberta": SEQ_CLS}
@@ -645,8 +914,11 @@ def supported_model_types() -> list[str]:
     return sorted(FAMILIES) + ["gemma3"]
 
 
-def architecture_for(config: Mapping[str, Any], task_type: str | None = None,
-                     num_labels: int | None = None) -> Architecture:
+def architecture_for(
+    config: Mapping[str, Any],
+    task_type: str | None = None,
+    num_labels: int | None = None,
+) -> Architecture:
     """The model transformers builds from ``config`` for ``task_type``, as PEFT sees it.
 
     ``task_type`` None means the family's usual head (a language-model head for

@@ -122,7 +122,15 @@ class Builder:
     def __init__(self) -> None:
         self.modules: list[Module] = []
 
-    def linear(self, name: str, in_features: int, out_features: int, bias: bool, *, tied_to: str | None = None) -> None:
+    def linear(
+        self,
+        name: str,
+        in_features: int,
+        out_features: int,
+        bias: bool,
+        *,
+        tied_to: str | None = None,
+    ) -> None:
         params = [("weight", (out_features, in_features))]
         if bias:
             params.append(("bias", (out_features,)))
@@ -133,9 +141,25 @@ class Builder:
         self.modules.append(Module(name, CONV1D, params, in_features, out_features))
 
     def embedding(self, name: str, num_embeddings: int, dim: int, *, tied_to: str | None = None) -> None:
-        self.modules.append(Module(name, EMBEDDING, (("weight", (num_embeddings, dim)),), num_embeddings, dim, tied_to))
+        self.modules.append(
+            Module(
+                name,
+                EMBEDDING,
+                (("weight", (num_embeddings, dim)),),
+                num_embeddings,
+                dim,
+                tied_to,
+            )
+        )
 
-    def norm(self, name: str, shape: int | tuple[int, ...], *, weight: bool = True, bias: bool = False) -> None:
+    def norm(
+        self,
+        name: str,
+        shape: int | tuple[int, ...],
+        *,
+        weight: bool = True,
+        bias: bool = False,
+    ) -> None:
         shape = shape if isinstance(shape, tuple) else (shape,)
         params = [(param, shape) for param, present in (("weight", weight), ("bias", bias)) if present]
         if params:

@@ -23,11 +23,12 @@ import math
 from dataclasses import dataclass
 
 from lora_lint.memory.inputs import TrainingInputs
-from lora_lint.memory.shape import ModelShape
+from lora_lint.memory.shape import ModelShape, shape_from_architecture
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
+    from lora_lint.arch.counting import ParamCount
+    from lora_lint.arch.model import Architecture
 
 MIB = 1024**2
 
@@ -83,10 +84,8 @@ class MemoryEstimate:
         return [term.name for term in sorted(self.terms, key=lambda term: -term.bytes)[:count]]
 
 
-def estimate_peak(arch: Any, param_count: Any, training: TrainingInputs) -> MemoryEstimate:
+def estimate_peak(arch: Architecture, param_count: ParamCount, training: TrainingInputs) -> MemoryEstimate:
     """The peak memory of a training step for an architecture and its adapter's parameter count."""
-    from lora_lint.memory.shape import shape_from_architecture
-
     return estimate_for_shape(shape_from_architecture(arch, param_count), training)
 
 
@@ -265,12 +264,14 @@ def _stored_activation_terms(shape: ModelShape, t: TrainingInputs) -> list[Term]
                      f"checkpointed inputs of {layers} blocks ({residual_bytes(t)} B x hidden x {tokens:,} tokens) and the final norm")]  # fmt: skip
     per_layer = layer_activation_bytes_per_token(shape, t)
     attention = "eager attention with s x s scores" if t.attn_implementation == "eager" else "no s x s scores"
+    lora_bytes = layers * lora_activation_bytes_per_token(shape, t) * tokens + _adapter_copy_bytes(shape, t)
+    lora_parts = "each adapted layer's input copy and rank-r output"
+    lora_parts += ", dropout mask" if t.lora_dropout > 0 else ""
+    lora_parts += ", autocast copies of the adapter weights" if t.activation_bytes < 4 else ""
     return [
         Term("activations", layers * per_layer * tokens + final_norm,
-             f"{layers} blocks x {per_layer:,} B per token x {tokens:,} tokens ({attention})"),  # fmt: skip
-        Term("lora_activations", layers * lora_activation_bytes_per_token(shape, t) * tokens + _adapter_copy_bytes(shape, t),
-             "each adapted layer's input copy and rank-r output" + (", dropout mask" if t.lora_dropout > 0 else "")
-             + (", autocast copies of the adapter weights" if t.activation_bytes < 4 else "")),  # fmt: skip
+             f"{layers} blocks x {per_layer:,} B per token x {tokens:,} tokens ({attention})"),
+        Term("lora_activations", lora_bytes, lora_parts),
     ]
 
 

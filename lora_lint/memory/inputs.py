@@ -34,14 +34,17 @@ _EIGHT_BIT_STATE = 1 + 4 / 2048
 """bitsandbytes 8-bit optimizer state: 1 byte per value plus one fp32 absmax per 2048-value block
 (``bitsandbytes.optim.optimizer.Optimizer8bit``, blockwise=True)."""
 
+_ADAMW_NAMES = (
+    "adamw_torch", "adamw_torch_fused", "adamw_hf", "adamw", "adam", "adamw_apex_fused", "adamw_anyprecision",
+    "adamw_torch_xla", "adamw_torch_npu_fused", "schedule_free_adamw", "adamw_bnb_32bit", "adamw_32bit",
+    "bnb_adamw_32bit",
+)  # fmt: skip
+"""Names (HF ``optim``, axolotl ``optimizer``) of AdamW with two fp32 moments (``exp_avg``, ``exp_avg_sq``)."""
+_ADAMW_8BIT_NAMES = ("adamw_bnb_8bit", "adamw_8bit", "adam8bit", "adamw8bit", "bnb_8bit", "adamw_torch_8bit")
+
 _OPTIMIZERS: dict[str, Optimizer] = {
-    # torch / HF: two fp32 moments (exp_avg, exp_avg_sq)
-    **{name: Optimizer(name, 8.0) for name in (
-        "adamw_torch", "adamw_torch_fused", "adamw_hf", "adamw", "adam", "adamw_apex_fused",
-        "adamw_anyprecision", "adamw_torch_xla", "adamw_torch_npu_fused", "schedule_free_adamw",
-        "adamw_bnb_32bit", "adamw_32bit", "bnb_adamw_32bit")},  # fmt: skip
-    **{name: Optimizer(name, 2 * _EIGHT_BIT_STATE) for name in (
-        "adamw_bnb_8bit", "adamw_8bit", "adam8bit", "adamw8bit", "bnb_8bit", "adamw_torch_8bit")},  # fmt: skip
+    **{name: Optimizer(name, 8.0) for name in _ADAMW_NAMES},
+    **{name: Optimizer(name, 2 * _EIGHT_BIT_STATE) for name in _ADAMW_8BIT_NAMES},
     "adamw_torch_4bit": Optimizer("adamw_torch_4bit", 1.0),
     "paged_adamw_32bit": Optimizer("paged_adamw_32bit", 8.0, paged=True),
     "paged_adamw_8bit": Optimizer("paged_adamw_8bit", 2 * _EIGHT_BIT_STATE, paged=True),

@@ -43,8 +43,6 @@ class ModelShape:
     """Output features summed over those linears: LLM.int8 keeps one fp32 scale per row."""
     quantizable_inputs_per_layer: int
     """Input features summed over one block's linears: LLM.int8 keeps each one's input for backward."""
-    head_params: int
-    """Output head weights counted in ``base_params`` (0 when tied to the input embedding)."""
     trainable_params: int
     adapted_inputs_per_layer: int
     """Input features summed over one block's adapted linears."""
@@ -89,7 +87,6 @@ def shape_from_architecture(arch: Architecture, param_count: ParamCount) -> Mode
     quantizable = [m for m in in_blocks if m.kind == LINEAR]  # bitsandbytes replaces nn.Linear only
     layers = max(arch.num_layers, 1)
     adapted = [layer for layer in param_count.layers if layer.kind in ALL_LINEAR_KINDS]
-    head = arch.by_name.get(arch.output_layer) if arch.output_layer else None
     return ModelShape(
         num_layers=arch.num_layers,
         hidden_size=arch.hidden_size,
@@ -103,7 +100,6 @@ def shape_from_architecture(arch: Architecture, param_count: ParamCount) -> Mode
         quantizable_params=sum(m.numel("weight") for m in quantizable),
         quantizable_rows=sum(m.out_features for m in quantizable),
         quantizable_inputs_per_layer=sum(m.in_features for m in quantizable) // layers,
-        head_params=head.own_numel if head else 0,
         trainable_params=param_count.trainable_params,
         adapted_inputs_per_layer=sum(layer.in_features for layer in adapted) // layers,
         adapted_ranks_per_layer=sum(layer.r for layer in adapted) // layers,

@@ -43,10 +43,9 @@ class SmokeResult:
 
 @dataclass
 class ConfigCheck:
-    """One config (a LoraSetup) and what the runtime found out about it."""
+    """One config (the linter's result for one LoraSetup) and what the runtime found out about it."""
 
-    setup: Any  # LoraSetup
-    facts: dict[str, Any]
+    lint_result: Any  # lora_lint.engine.FileResult
     options: RuntimeOptions
     user_models: dict[str, Any] = field(default_factory=dict)
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -60,7 +59,16 @@ class ConfigCheck:
 
     @property
     def path(self) -> str:
-        return self.setup.path
+        return self.lint_result.path
+
+    @property
+    def setup(self) -> Any:
+        """The normalized LoraSetup (None when the file could not be read)."""
+        return self.lint_result.setup
+
+    @property
+    def facts(self) -> dict[str, Any]:
+        return self.lint_result.facts
 
     @property
     def device(self) -> str:

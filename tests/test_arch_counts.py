@@ -1,0 +1,244 @@
+"""Exact counts for known models, and PEFT's matching rules one by one (no torch needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from lora_lint.arch import (
+    AdapterSpec,
+    UnsupportedArchitecture,
+    architecture_for,
+    count_parameters,
+)
+
+LLAMA_2_7B = {
+    "model_type": "llama",
+    "hidden_size": 4096,
+    "intermediate_size": 11008,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 32,
+    "vocab_size": 32000,
+}
+MISTRAL_7B = {
+    "model_type": "mistral",
+    "hidden_size": 4096,
+    "intermediate_size": 14336,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "vocab_size": 32000,
+}
+PHI_3_MINI = {
+    "model_type": "phi3",
+    "hidden_size": 3072,
+    "intermediate_size": 8192,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 32,
+    "vocab_size": 32064,
+}
+GEMMA_7B = {
+    "model_type": "gemma",
+    "hidden_size": 3072,
+    "intermediate_size": 24576,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 16,
+    "num_key_value_heads": 16,
+    "head_dim": 256,
+    "vocab_size": 256000,
+}
+LLAMA_31_70B = {
+    "model_type": "llama",
+    "hidden_size": 8192,
+    "intermediate_size": 28672,
+    "num_hidden_layers": 80,
+    "num_attention_heads": 64,
+    "num_key_value_heads": 8,
+    "vocab_size": 128256,
+}
+MIXTRAL_8X7B = {
+    "model_type": "mixtral",
+    "hidden_size": 4096,
+    "intermediate_size": 14336,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "vocab_size": 32000,
+    "num_local_experts": 8,
+}
+
+
+@pytest.mark.parametrize(
+    ("config", "base"),
+    [
+        (LLAMA_2_7B, 6_738_415_616),
+        (MISTRAL_7B, 7_241_732_096),
+        ({"model_type": "gpt2"}, 124_439_808),
+        (PHI_3_MINI, 3_821_079_552),
+        (GEMMA_7B, 8_537_680_896),
+        (LLAMA_31_70B, 70_553_706_496),
+    ],
+)
+def test_base_parameters_of_known_models(config, base):
+    assert architecture_for(config).total_params == base
+
+
+@pytest.mark.parametrize(
+    ("config", "targets", "per_rank"),
+    [
+        (LLAMA_2_7B, ["q_proj", "v_proj"], 524_288),
+        (MISTRAL_7B, ["q_proj", "v_proj"], 425_984),
+        ({"model_type": "gpt2"}, ["c_attn"], 36_864),
+        (PHI_3_MINI, ["qkv_proj"], 393_216),
+        (GEMMA_7B, ["q_proj", "v_proj"], 401_408),
+    ],
+)
+@pytest.mark.parametrize("r", [4, 8, 16])
+def test_trainable_parameters_scale_with_rank(config, targets, per_rank, r):
+    count = count_parameters(
+        architecture_for(config),
+        AdapterSpec(r=r, lora_alpha=2 * r, target_modules=targets),
+    )
+    assert count.trainable_params == per_rank * r
+    assert count.total_params == count.base_params + count.trainable_params
+    assert not count.errors
+
+
+def test_llama2_percent_against_the_true_total_not_the_4bit_packed_one():
+    count = count_parameters(
+        architecture_for(LLAMA_2_7B),
+        AdapterSpec(r=4, target_modules=["q_proj", "v_proj"]),
+    )
+    assert round(count.trainable_percent, 3) == 0.031
+    assert count.naive_4bit_numel == 3_502_510_080  # what sum(p.numel()) shows after NF4 packing
+    assert round(100 * count.trainable_params / count.naive_4bit_numel, 3) == 0.06
+
+
+def test_all_linear_leaves_out_the_output_layer():
+    count = count_parameters(architecture_for(LLAMA_31_70B), AdapterSpec(r=16, target_modules="all-linear"))
+    assert count.trainable_params == 207_093_760
+    assert not any(layer.name == "lm_head" for layer in count.layers)
+
+
+def test_unmatched_and_partially_matched_targets():
+    count = count_parameters(architecture_for(LLAMA_2_7B), AdapterSpec(target_modules=["q_proj", "c_attn"]))
+    assert count.unmatched_targets == ("c_attn",)
+    assert [(t.target, t.present, t.adapted) for t in count.targets] == [
+        ("q_proj", 32, 32),
+        ("c_attn", 0, 0),
+    ]
+    assert not count.errors
+
+
+def test_no_match_is_an_error_like_peft():
+    count = count_parameters(architecture_for({"model_type": "gpt2"}), AdapterSpec(target_modules=["q_proj"]))
+    assert count.trainable_params == 0
+    assert count.errors and "not found" in count.errors[0]
+
+
+def test_regex_target_must_match_the_whole_name():
+    arch = architecture_for(LLAMA_2_7B)
+    assert not count_parameters(arch, AdapterSpec(target_modules=r"q_proj")).layers
+    count = count_parameters(arch, AdapterSpec(target_modules=r".*\.(0|1)\.self_attn\.q_proj"))
+    assert [layer.name for layer in count.layers] == [
+        "model.layers.0.self_attn.q_proj",
+        "model.layers.1.self_attn.q_proj",
+    ]
+
+
+def test_layers_to_transform_and_exclude_modules():
+    arch = architecture_for(LLAMA_2_7B)
+    count = count_parameters(
+        arch,
+        AdapterSpec(
+            target_modules=["q_proj", "v_proj"],
+            layers_to_transform=[0, 31],
+            exclude_modules=["v_proj"],
+        ),
+    )
+    assert [layer.name for layer in count.layers] == [
+        "model.layers.0.self_attn.q_proj",
+        "model.layers.31.self_attn.q_proj",
+    ]
+
+
+def test_rank_and_alpha_patterns_take_the_first_matching_key():
+    arch = architecture_for(LLAMA_2_7B)
+    spec = AdapterSpec(
+        r=8,
+        target_modules=["q_proj", "v_proj"],
+        rank_pattern={r"layers\.0\..*": 2, "q_proj": 4},
+        alpha_pattern={"nothing": 1},
+    )
+    count = count_parameters(arch, spec)
+    ranks = {layer.name: layer.r for layer in count.layers}
+    assert ranks["model.layers.0.self_attn.q_proj"] == 2
+    assert ranks["model.layers.1.self_attn.q_proj"] == 4
+    assert ranks["model.layers.1.self_attn.v_proj"] == 8
+    assert count.unused_alpha_pattern == ("nothing",)
+    assert count.unused_rank_pattern == ()
+
+
+def test_modules_to_save_copies_count_in_trainable_and_total():
+    arch = architecture_for(LLAMA_2_7B)
+    count = count_parameters(arch, AdapterSpec(r=8, target_modules=["q_proj"], modules_to_save=["lm_head"]))
+    assert count.modules_to_save == {"lm_head": 32000 * 4096}
+    assert count.trainable_params == 32 * 8 * 8192 + 32000 * 4096
+    assert count.total_params == arch.total_params + count.trainable_params
+
+
+def test_seq_cls_adds_the_head_to_modules_to_save():
+    arch = architecture_for({"model_type": "bert"}, "SEQ_CLS", num_labels=3)
+    count = count_parameters(arch, AdapterSpec(r=8, target_modules=["query", "value"], task_type="SEQ_CLS"))
+    assert count.modules_to_save["classifier"] == 768 * 3 + 3
+    assert count.trainable_params == 12 * 2 * 8 * (768 + 768) + 768 * 3 + 3
+
+
+def test_dora_and_bias():
+    arch = architecture_for({"model_type": "gpt2"})
+    plain = count_parameters(arch, AdapterSpec(r=4, target_modules=["c_attn"]))
+    dora = count_parameters(arch, AdapterSpec(r=4, target_modules=["c_attn"], use_dora=True))
+    assert dora.trainable_params - plain.trainable_params == 12 * 2304
+    lora_only = count_parameters(arch, AdapterSpec(r=4, target_modules=["c_attn"], bias="lora_only"))
+    assert lora_only.trainable_bias_params == 12 * 2304
+    every_bias = count_parameters(arch, AdapterSpec(r=4, target_modules=["c_attn"], bias="all"))
+    assert every_bias.trainable_bias_params > lora_only.trainable_bias_params
+
+
+def test_mixtral_experts_follow_peft_fused_parameter_conversion():
+    arch = architecture_for(MIXTRAL_8X7B)
+    count = count_parameters(arch, AdapterSpec(r=8, target_modules=["w1", "w2", "w3"]))
+    assert not count.errors
+    gate_up = next(layer for layer in count.layers if layer.name.endswith("experts.gate_up_proj"))
+    assert (gate_up.r, gate_up.alpha) == (
+        16,
+        16,
+    )  # w1 and w3 share one fused tensor: rank and alpha doubled
+    assert gate_up.lora_params == 16 * 8 * (4096 + 2 * 14336)
+    half = count_parameters(arch, AdapterSpec(r=8, target_modules=["w1"]))
+    assert any("fuses" in error for error in half.errors)
+    dropout = count_parameters(arch, AdapterSpec(r=8, target_modules=["w2"], lora_dropout=0.05))
+    assert any("lora_dropout" in error for error in dropout.errors)
+
+
+def test_peft_has_no_default_targets_for_some_families():
+    count = count_parameters(architecture_for(PHI_3_MINI), AdapterSpec())
+    assert count.errors == ("PEFT has no default target_modules for model type 'phi3'",)
+
+
+def test_gemma3_wrapper_is_described_by_its_text_config():
+    arch = architecture_for(
+        {
+            "model_type": "gemma3",
+            "text_config": {"hidden_size": 64, "num_hidden_layers": 1},
+        }
+    )
+    assert arch.family == "gemma3_text"
+    assert arch.note and "vision" in arch.note
+
+
+def test_unsupported_family_raises_with_its_name():
+    with pytest.raises(UnsupportedArchitecture) as info:
+        architecture_for({"model_type": "qwen3_next"})
+    assert info.value.model_type == "qwen3_next"
