@@ -16,8 +16,6 @@ only when ``--lora-check`` is given. The markers work in every run.
 from __future__ import annotations
 
 import fnmatch
-import json
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -270,8 +268,8 @@ class LoraSession:
         except OSError:
             return []
         keys = []
-        shown = _relative(path, self.config.rootpath)
-        for index, result in enumerate(self._linter.lint_bytes(str(path), raw, named=False)):
+        shown = _relative(path, self.config.invocation_params.dir)
+        for index, result in enumerate(self._linter.lint_bytes(shown, raw, named=False)):
             if result.setup is None and result.error is None:
                 continue
             key = f"{shown}#{index}" if index else shown
@@ -355,10 +353,9 @@ class LoraSession:
     # -- report ---------------------------------------------------------------------------
 
     def write_report(self, path: Path) -> None:
-        entries = [check.report_entry() for check in self.checks.values() if check.items]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(_json_safe({"configs": entries}), indent=2, allow_nan=False)
-        path.write_text(text + "\n", encoding="utf-8")
+        from lora_lint.runtime.report import write_report
+
+        write_report(path, [check.report_entry() for check in self.checks.values() if check.items])
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -366,16 +363,3 @@ def _relative(path: Path, root: Path) -> str:
         return str(path.relative_to(root))
     except ValueError:
         return str(path)
-
-
-def _json_safe(value: Any) -> Any:
-    """JSON has no NaN or infinity: a diverged loss is written as null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if value is None or isinstance(value, (str, int, bool)):
-        return value
-    return str(value)

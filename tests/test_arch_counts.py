@@ -227,15 +227,13 @@ def test_peft_has_no_default_targets_for_some_families():
     assert count.errors == ("PEFT has no default target_modules for model type 'phi3'",)
 
 
-def test_gemma3_wrapper_is_described_by_its_text_config():
-    arch = architecture_for(
-        {
-            "model_type": "gemma3",
-            "text_config": {"hidden_size": 64, "num_hidden_layers": 1},
-        }
-    )
+def test_gemma3_wrapper_is_described_by_its_language_model():
+    config = {"model_type": "gemma3", "text_config": {"hidden_size": 64, "num_hidden_layers": 1}}
+    arch = architecture_for(config)
     assert arch.family == "gemma3_text"
     assert arch.note and "vision" in arch.note
+    assert "model.language_model.layers.0.self_attn.q_proj" in arch.by_name
+    assert arch.by_name["lm_head"].tied_to == arch.input_embedding == "model.language_model.embed_tokens"
 
 
 def test_unsupported_family_raises_with_its_name():

@@ -13,6 +13,7 @@ import warnings
 
 import pytest
 
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach the network, even by accident
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 peft = pytest.importorskip("peft")
@@ -22,7 +23,6 @@ from hypothesis import strategies as st
 from lora_lint.arch import FAMILIES, AdapterSpec, architecture_for, count_parameters
 from lora_lint.arch.model import LORA_MODULE_KINDS
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 transformers.logging.set_verbosity_error()
 
 _AUTO = {

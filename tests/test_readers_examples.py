@@ -51,7 +51,7 @@ def test_readme_describes_every_example() -> None:
 
 def test_bad_examples_carry_their_mistake() -> None:
     (stale,) = setups_of("axolotl/bad-alpha-from-older-rank.yml")
-    assert stale.get("lora_alpha") / stale.get("r") == 0.25
+    assert stale.get("lora_alpha") / stale.get("r") == 0.125
     (qlora,) = setups_of("axolotl/bad-qlora-without-4bit.yml")
     assert qlora.extras["adapter"] == "qlora" and qlora.get("load_in_4bit") is False
     (typo,) = setups_of("axolotl/bad-typo-key.yml")

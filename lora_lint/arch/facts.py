@@ -27,6 +27,10 @@ TORCHTUNE_EXACT_FAMILIES = frozenset({"llama", "mistral", "qwen2", "qwen3", "gem
 """torchtune builds these with the same shapes as transformers (only names differ), so the
 counts carry over; other torchtune models (Phi-3 splits the fused qkv projection) are not counted."""
 
+_NEAR_MISS = 0.85
+"""difflib ratio above which an unknown target is taken for a typo (``v_prj`` -> ``v_proj``, 0.91) rather than
+a name from another family (``q_proj`` vs MPT's ``up_proj``, 0.77)."""
+
 FACT_KEYS = (
     "base_model",
     "architecture",
@@ -158,7 +162,7 @@ def _target_facts(setup: LoraSetup, arch: Architecture, spec: AdapterSpec, count
             "line": line,
             "column": column,
             "target": target,
-            "suggestion": next(iter(difflib.get_close_matches(target, valid, n=1, cutoff=0.6)), None),
+            "suggestion": next(iter(difflib.get_close_matches(target, valid, n=1, cutoff=_NEAR_MISS)), None),
             "valid_names": valid,
         }
         for target in count.unmatched_targets

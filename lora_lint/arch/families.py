@@ -14,10 +14,10 @@ property test builds every family on the meta device and compares.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from lora_lint.arch.model import Architecture, Builder
+from lora_lint.arch.model import Architecture, Builder, Module
 
 CAUSAL_LM = "CAUSAL_LM"
 SEQ_CLS = "SEQ_CLS"
@@ -926,11 +926,12 @@ def architecture_for(
     what a text-only fine-tune loads (``Gemma3ForCausalLM``).
     """
     model_type = str(config.get("model_type", ""))
-    note = None
+    note = prefix = None
     if model_type == "gemma3" and isinstance(config.get("text_config"), Mapping):
         config = {**config["text_config"], "model_type": "gemma3_text"}
         model_type = "gemma3_text"
-        note = "multimodal gemma3: described by its text model (Gemma3ForCausalLM); the vision tower is not counted"
+        prefix = _MULTIMODAL_TEXT_PREFIX
+        note = "multimodal gemma3: only the language model is described; the vision tower is not counted"
     family = FAMILIES.get(model_type)
     if family is None:
         raise UnsupportedArchitecture(model_type or "<no model_type>")
@@ -941,6 +942,9 @@ def architecture_for(
     labels = num_labels or _num_labels(config)
     builder = Builder()
     layout = family.layout(c, builder, task, labels)
+    if prefix:
+        builder.modules = [_moved(m, prefix) for m in builder.modules]
+        layout = replace(layout, input_embedding=_moved_name(layout.input_embedding, prefix))
     return Architecture(
         family=model_type,
         task_type=task,
@@ -957,6 +961,19 @@ def architecture_for(
         config=dict(config),
         note=note,
     )
+
+
+_MULTIMODAL_TEXT_PREFIX = "model.language_model."
+"""Gemma3ForConditionalGeneration keeps its text model at ``model.language_model`` (transformers 5)."""
+
+
+def _moved_name(name: str, prefix: str) -> str:
+    return prefix + name.removeprefix("model.") if name.startswith("model.") else name
+
+
+def _moved(module: Module, prefix: str) -> Module:
+    tied = _moved_name(module.tied_to, prefix) if module.tied_to else None
+    return replace(module, name=_moved_name(module.name, prefix), tied_to=tied)
 
 
 def _num_labels(config: Mapping[str, Any]) -> int:

@@ -20,7 +20,7 @@ and LLaMA-Factory do.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from lora_lint.record import Record
 
 from lora_lint.memory.inputs import TrainingInputs
 from lora_lint.memory.shape import ModelShape, shape_from_architecture
@@ -55,8 +55,7 @@ _STATE_DTYPE_BYTES = 4
 autocast_adapter_dtype=True)`` is the default and upcasts bf16/fp16 adapters)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Term:
+class Term(Record):
     """One named share of the peak, with the reason it is there."""
 
     name: str
@@ -64,8 +63,7 @@ class Term:
     explanation: str
 
 
-@dataclass(frozen=True, slots=True)
-class MemoryEstimate:
+class MemoryEstimate(Record):
     """The predicted peak and the terms alive at it, largest phase chosen."""
 
     terms: tuple[Term, ...]

@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from lora_lint.record import Record
 
 MIB = 1024**2
 
 
-@dataclass(frozen=True, slots=True)
-class Gpu:
+class Gpu(Record):
     """A catalog entry: display name and the memory nvidia-smi reports, in bytes."""
 
     name: str

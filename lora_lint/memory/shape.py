@@ -8,7 +8,7 @@ tests can build shapes by hand.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from lora_lint.record import Record
 
 from lora_lint.arch.model import ALL_LINEAR_KINDS, LINEAR
 
@@ -19,8 +19,7 @@ if TYPE_CHECKING:
     from lora_lint.arch.model import Architecture, Module
 
 
-@dataclass(frozen=True, slots=True)
-class ModelShape:
+class ModelShape(Record):
     """Dimensions of a decoder-only transformer plus its adapter, as memory sees them.
 
     Parameter counts are exact (from the architecture model); the ``*_per_layer`` widths

@@ -7,22 +7,25 @@ gives an empty list; a file that cannot be read raises :class:`InputError`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from importlib import import_module
 
 from lora_lint.document import Document, InputError, decode, load_document
-from lora_lint.lora_setup import LoraSetup
-from lora_lint.readers import axolotl, llamafactory, lora_config, peft, python, torchtune
 from lora_lint.readers.detection import detect_format
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from lora_lint.lora_setup import LoraSetup
 
 __all__ = ["FORMATS", "InputError", "detect_format", "read_document", "read_file"]
 
-READERS: dict[str, Callable[[Document], list[LoraSetup]]] = {
-    "peft": peft.read,
-    "lora-config": lora_config.read,
-    "axolotl": axolotl.read,
-    "llamafactory": llamafactory.read,
-    "torchtune": torchtune.read,
+READERS = {
+    "peft": "lora_lint.readers.peft",
+    "lora-config": "lora_lint.readers.lora_config",
+    "axolotl": "lora_lint.readers.axolotl",
+    "llamafactory": "lora_lint.readers.llamafactory",
+    "torchtune": "lora_lint.readers.torchtune",
 }
+"""Format name -> reader module (with a ``read(doc)`` function), imported only when a file needs it."""
 FORMATS = (*READERS, "python")
 
 
@@ -30,12 +33,16 @@ def read_file(path: str, raw: bytes) -> list[LoraSetup]:
     """Every LoRA setup in the file at ``path`` whose bytes are ``raw``."""
     if path.endswith(".py"):
         text = decode(raw)
-        return python.read(path, text) if "LoraConfig" in text else []
+        if "LoraConfig" not in text:
+            return []
+        from lora_lint.readers import python
+
+        return python.read(path, text)
     return read_document(load_document(path, raw))
 
 
 def read_document(doc: Document, fmt: str | None = None) -> list[LoraSetup]:
     """Read an already loaded document, as ``fmt`` or as the detected format."""
     fmt = fmt or detect_format(doc.path, doc.data)
-    reader = READERS.get(fmt) if fmt else None
-    return reader(doc) if reader else []
+    module = READERS.get(fmt) if fmt else None
+    return import_module(module).read(doc) if module else []

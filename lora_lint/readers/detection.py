@@ -11,10 +11,13 @@ section (torchtune), a ``peft_config:`` mapping (LLaMA-Factory v1).
 from __future__ import annotations
 
 from pathlib import PurePath
-from typing import Any
 
 from lora_lint.lora_setup import TRAINING_SETTINGS
 from lora_lint.readers import llamafactory, peft
+
+TYPE_CHECKING = False  # `typing` costs ~3 ms of start-up; annotations stay strings
+if TYPE_CHECKING:
+    from typing import Any
 
 MIN_SCORE = 3
 
