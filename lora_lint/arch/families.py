@@ -14,10 +14,13 @@ property test builds every family on the meta device and compares.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any
+from lora_lint.record import Record, replace
 
 from lora_lint.arch.model import Architecture, Builder, Module
+
+TYPE_CHECKING = False  # `typing` costs ~3 ms of start-up; annotations stay strings
+if TYPE_CHECKING:
+    from typing import Any
 
 CAUSAL_LM = "CAUSAL_LM"
 SEQ_CLS = "SEQ_CLS"
@@ -65,8 +68,7 @@ class Config:
         return fallback if value is None else value
 
 
-@dataclass(frozen=True)
-class Layout:
+class Layout(Record):
     """What a family's layout reports besides its modules."""
 
     input_embedding: str
@@ -78,11 +80,10 @@ class Layout:
 LayoutFn = Callable[[Config, Builder, str, int], Layout]
 
 
-@dataclass(frozen=True)
-class Family:
+class Family(Record):
     layout: LayoutFn
     defaults: Mapping[str, Any]
-    aliases: Mapping[str, str] = field(default_factory=dict)
+    aliases: Mapping[str, str] = {}
     default_targets: tuple[str, ...] | None = None
     tasks: frozenset[str] = frozenset({CAUSAL_LM, SEQ_CLS})
     moe_conversion: str | None = None

@@ -9,7 +9,7 @@ as transformers names them (``model.layers.3.self_attn.q_proj``), built by
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from lora_lint.record import Record
 from functools import cached_property
 from math import prod
 
@@ -27,8 +27,7 @@ ALL_LINEAR_KINDS = frozenset({LINEAR, CONV1D})
 """What PEFT's ``all-linear`` collects (``isinstance(m, (nn.Linear, Conv1D))``)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Module:
+class Module(Record):
     """One named module and the parameters it owns directly.
 
     For Linear and Conv1D, ``in_features``/``out_features`` are the layer's; for an
@@ -62,8 +61,7 @@ class Module:
         return sum(prod(shape) for _, shape in self.params)
 
 
-@dataclass(frozen=True)
-class Architecture:
+class Architecture(Record):
     """A model family instantiated from one config, for one task head."""
 
     family: str  # the config's model_type
@@ -78,7 +76,7 @@ class Architecture:
     classifier_head: str | None = None  # the top-level `score`/`classifier` module of a SEQ_CLS model
     moe_conversion: str | None = None  # PEFT's transformers-v5 MoE target conversion ("mixtral" | "qwen2_moe")
     default_targets: tuple[str, ...] | None = None  # PEFT's per-model_type default target_modules
-    config: dict = field(default_factory=dict, repr=False, compare=False)
+    config: dict = {}
     note: str | None = None  # where this description knowingly differs from the real model
 
     @cached_property
