@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from functools import partial
 from importlib import import_module
 
 COMMANDS = {
@@ -23,12 +24,30 @@ COMMANDS = {
 EXIT_USAGE = 2
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, minus its ``import shutil`` (which loads bz2 and lzma: ~3 ms) for the width."""
+
+    def __init__(self, prog: str) -> None:
+        try:
+            width = os.get_terminal_size(sys.stdout.fileno()).columns
+        except (OSError, ValueError, AttributeError):
+            width = int(os.environ.get("COLUMNS", 80))
+        super().__init__(prog, width=max(width - 2, 40))
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     from lora_lint import __version__
 
-    parser = argparse.ArgumentParser(prog="lora-lint", description="Lint LoRA/QLoRA fine-tuning configs before the GPU-hour.")
+    parser = argparse.ArgumentParser(
+        prog="lora-lint", description="Lint LoRA/QLoRA fine-tuning configs before the GPU-hour.", formatter_class=_HelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"lora-lint {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    subparsers = parser.add_subparsers(
+        dest="command",
+        metavar="COMMAND",
+        required=True,
+        parser_class=partial(argparse.ArgumentParser, formatter_class=_HelpFormatter),
+    )
     for name, module in COMMANDS.items():
         if only is None or name == only:
             import_module(module).add_parser(subparsers)

@@ -240,3 +240,20 @@ def test_unsupported_family_raises_with_its_name():
     with pytest.raises(UnsupportedArchitecture) as info:
         architecture_for({"model_type": "qwen3_next"})
     assert info.value.model_type == "qwen3_next"
+
+
+@pytest.mark.parametrize(
+    ("config", "spec"),
+    [
+        (LLAMA_2_7B, AdapterSpec(r=8, target_modules=["q_proj", "v_proj"])),
+        (LLAMA_2_7B, AdapterSpec(r=16, target_linear=True, use_dora=True, rank_pattern={"v_proj": 4}, modules_to_save=["lm_head"])),
+        (LLAMA_2_7B, AdapterSpec(r=4, target_modules=["q_proj", "embed_tokens"], layers_to_transform=[0, 3], bias="all")),
+        (MIXTRAL_8X7B, AdapterSpec(r=8, target_modules=["q_proj", "w1", "w3"], rank_pattern={"q_proj": 2})),
+    ],
+)
+def test_rank_sweep_from_one_count_equals_recounting(config, spec):
+    arch = architecture_for(config)
+    counted = count_parameters(arch, spec)
+    for r in (1, 2, 5, 32, 64):
+        recount = count_parameters(arch, spec.with_rank(r))
+        assert counted.at_rank(r, spec.r) == (recount.trainable_params, recount.total_params)

@@ -27,7 +27,7 @@ micro_batch_size: 8
 learning_rate: 0.0002
 """
 DEAD = HEALTHY.replace("lora_dropout: 0.05", "lora_dropout: 1.0")
-WARNED = HEALTHY.replace("lora_alpha: 32", "lora_alpha: 8")  # alpha below r: a warning, not an error
+NOTED = HEALTHY.replace("lora_alpha: 32", "lora_alpha: 8")  # alpha below r: an info finding, not an error
 SYMPTOM_NAMES = {"dead-adapter", "initial-loss", "divergence", "plateau", "overfit"}
 
 
@@ -91,12 +91,12 @@ def test_lora_check_runs_static_shapes_and_smoke_items_and_writes_the_report(pro
 
 def test_fail_on_decides_which_findings_fail_the_static_item(project):
     (project.path / "configs/dead.yaml").unlink()
-    (project.path / "configs/healthy.yaml").write_text(WARNED)
+    (project.path / "configs/healthy.yaml").write_text(NOTED)
     passing = project.runpytest("--lora-check", "configs", "-k", "static")
     passing.assert_outcomes(passed=1, deselected=2)
-    failing = project.runpytest("--lora-check", "configs", "-k", "static", "--lora-fail-on", "warning")
+    failing = project.runpytest("--lora-check", "configs", "-k", "static", "--lora-fail-on", "info")
     failing.assert_outcomes(failed=1, deselected=2)
-    failing.stdout.fnmatch_lines(["*configs/healthy.yaml:*: LL* [[]warning[]] *"])
+    failing.stdout.fnmatch_lines(["*configs/healthy.yaml:2:1: LL* [[]info[]] lora_alpha 8 with r 16*"])
 
 
 def test_unknown_base_model_skips_runtime_items_with_a_reason(pytester):

@@ -164,6 +164,7 @@ class AdaptedLayer(Record):
     r: int
     alpha: float
     lora_params: int  # lora_A + lora_B (+ DoRA magnitude)
+    per_rank: int  # parameters each unit of the global r adds here (0 when rank_pattern pins this layer's r)
 
 
 class TargetMatch(Record):
@@ -195,6 +196,16 @@ class ParamCount(Record):
     def trainable_percent(self) -> float:
         return 100.0 * self.trainable_params / self.total_params if self.total_params else 0.0
 
+    def at_rank(self, r: int, counted_r: int) -> tuple[int, int]:
+        """(trainable, total) with the global rank set to ``r``, everything else as counted at ``counted_r``.
+
+        Both are exactly linear in r: each adapted layer adds ``per_rank`` parameters per
+        unit of the global rank, so one count gives any rank.
+        """
+        slope = sum(layer.per_rank for layer in self.layers)
+        change = (r - counted_r) * slope
+        return self.trainable_params + change, self.total_params + change
+
     @property
     def smallest_layer(self) -> AdaptedLayer | None:
         """The adapted layer with the smallest ``min(in, out)`` (what bounds a useful rank)."""
@@ -222,6 +233,7 @@ class _Counter:
             self.modules_to_save += SEQ_CLS_HEAD_NAMES
         self._cached_targets: list[str] | None = None
         self._cached_set: frozenset[str] = frozenset()
+        self._fused_multiplier: dict[str, int] = {}  # rank_pattern keys PEFT adds for fused expert pairs: r times this
 
     def run(self) -> ParamCount:
         arch = self.arch
@@ -357,6 +369,7 @@ class _Counter:
                 )
             elif len(have) == len(required) > 1:
                 key = rf".*\.{re.escape(new)}"
+                self._fused_multiplier[key] = len(required)
                 self.rank_pattern[key] = self.spec.r * len(required)
                 self.alpha_pattern[key] = self.spec.lora_alpha * len(required)
         return remaining, parameters
@@ -442,11 +455,12 @@ class _Counter:
             kind = module.kind if module else "container"
             self.errors.append(f"target {name} is a {kind} module, which LoRA cannot adapt")
             return None
-        r, alpha = self._rank_alpha(name)
-        params = r * (module.in_features + module.out_features)
+        r, alpha, follows = self._rank_alpha(name)
+        size = module.in_features + module.out_features
+        params = r * size
         if self.spec.use_dora:
             params += module.out_features  # one magnitude per output row (per embedding_dim for an Embedding)
-        return AdaptedLayer(name, module.kind, module.in_features, module.out_features, r, alpha, params)
+        return AdaptedLayer(name, module.kind, module.in_features, module.out_features, r, alpha, params, follows * size)
 
     def _adapt_parameters(self, names: set[str], wrapped: set[str]) -> list[AdaptedLayer]:
         """LoRA on ``target_parameters`` (fused MoE tensors), as ``lora.ParamWrapper`` builds it."""
@@ -469,17 +483,19 @@ class _Counter:
                     self.errors.append(f"PEFT cannot apply DoRA to the fused expert parameter {key}")
                 experts, rows, cols = shape if len(shape) == 3 else (1, shape[0], shape[1])
                 in_features, out_features = (cols, rows)
-                r, alpha = self._rank_alpha(key)
-                lora = r * experts * (in_features + out_features)
-                layers.append(AdaptedLayer(key, "Parameter", in_features, out_features, r, alpha, lora))
+                r, alpha, follows = self._rank_alpha(key)
+                size = experts * (in_features + out_features)
+                layers.append(AdaptedLayer(key, "Parameter", in_features, out_features, r, alpha, r * size, follows * size))
         return layers
 
-    def _rank_alpha(self, key: str) -> tuple[int, float]:
+    def _rank_alpha(self, key: str) -> tuple[int, float, int]:
+        """The layer's r and alpha, and how many times the global r its rank follows (0: pinned by rank_pattern)."""
         r_key = self._pattern_key(self.rank_pattern, key)
         a_key = self._pattern_key(self.alpha_pattern, key)
         r = self.rank_pattern.get(r_key, self.spec.r) if r_key else self.spec.r
         alpha = self.alpha_pattern.get(a_key, self.spec.lora_alpha) if a_key else self.spec.lora_alpha
-        return int(r), alpha
+        follows = 1 if r_key is None else self._fused_multiplier.get(r_key, 0)
+        return int(r), alpha, follows
 
     def _pattern_key(self, pattern: dict[str, Any], key: str) -> str | None:
         for candidate in pattern:

@@ -236,23 +236,12 @@ def rank_sweep(
 ) -> list[dict[str, Any]]:
     """Trainable and total parameters for each rank, other settings as written.
 
-    Both counts are exactly linear in ``r`` (every LoRA layer not pinned by
-    ``rank_pattern`` adds ``r * (in + out)``), so two counts give the whole sweep;
-    ``known``, the count at ``spec.r``, saves one of them.
+    One count gives the whole sweep (counts are exactly linear in r); ``known``, the
+    count at ``spec.r``, saves even that one.
     """
-    base_r = spec.r if known is not None else 1
-    first = known or count_parameters(arch, spec.with_rank(base_r))
-    second = count_parameters(arch, spec.with_rank(base_r + 1))
+    count = known or count_parameters(arch, spec)
     rows = []
     for r in ranks:
-        trainable = first.trainable_params + (r - base_r) * (second.trainable_params - first.trainable_params)
-        total = first.total_params + (r - base_r) * (second.total_params - first.total_params)
-        rows.append(
-            {
-                "r": r,
-                "trainable_params": trainable,
-                "total_params": total,
-                "percent": 100.0 * trainable / total if total else 0.0,
-            }
-        )
+        trainable, total = count.at_rank(r, spec.r)
+        rows.append({"r": r, "trainable_params": trainable, "total_params": total, "percent": 100.0 * trainable / total if total else 0.0})
     return rows

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import PurePath
 
 from lora_lint.lora_setup import TRAINING_SETTINGS
-from lora_lint.readers import llamafactory, peft
+from lora_lint.readers import peft
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms of start-up; annotations stay strings
 if TYPE_CHECKING:
@@ -106,9 +106,14 @@ def detect_format(path: str, data: Any) -> str | None:
         return "peft"
     if any(isinstance(value, dict) and "_component_" in value for value in data.values()):
         return "torchtune"
-    if llamafactory.is_v1(data) and ("model" in data or "train_dataset" in data or "model_class" in data):
+    if is_llamafactory_v1(data) and ("model" in data or "train_dataset" in data or "model_class" in data):
         return "llamafactory"
     keys = {key for key in data if isinstance(key, str)}
     scores = {fmt: 2 * len(keys & SPECIFIC_KEYS[fmt]) + len(keys & SHARED_KEYS[fmt]) for fmt in PREFERENCE}
     best = max(PREFERENCE, key=lambda fmt: scores[fmt])  # max keeps the first of equal scores
     return best if scores[best] >= MIN_SCORE and keys & SPECIFIC_KEYS[best] else None
+
+
+def is_llamafactory_v1(data: dict[str, Any]) -> bool:
+    """LLaMA-Factory's v1 form nests PEFT field names under ``peft_config:``."""
+    return isinstance(data.get("peft_config"), dict)

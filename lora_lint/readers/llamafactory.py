@@ -23,6 +23,7 @@ from lora_lint.lora_setup import UNKNOWN, LoraSetup
 from lora_lint.readers import peft
 from lora_lint.readers.common import SetupBuilder, coerce_omegaconf_numbers, key_set, split_names
 from lora_lint.readers.dataset_size import dataset_record, resolve
+from lora_lint.readers.detection import is_llamafactory_v1
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms of start-up; annotations stay strings
 if TYPE_CHECKING:
@@ -181,15 +182,11 @@ V1_KEY_SETTINGS = {
 MAX_DATASET_INFO_BYTES = 16 * 1024 * 1024
 
 
-def is_v1(data: dict[str, Any]) -> bool:
-    return isinstance(data.get("peft_config"), dict)
-
-
 def read(doc: Document) -> list[LoraSetup]:
     if not isinstance(doc.data, dict):
         return []
     coerce_omegaconf_numbers(doc)
-    return _read_v1(doc) if is_v1(doc.data) else _read_flat(doc)
+    return _read_v1(doc) if is_llamafactory_v1(doc.data) else _read_flat(doc)
 
 
 LORA_ONLY_KEYS = (

@@ -51,6 +51,7 @@ class ConfigCheck:
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     _built: BuiltModel | None = None
+    _description: dict[str, Any] = field(default_factory=dict)  # the build, kept after the model is released
     _initial_state: dict[str, Any] | None = None
     _resolution: Any = None
     _shapes: Any = None
@@ -115,6 +116,7 @@ class ConfigCheck:
             except (BuildError, Unsupported) as exc:
                 self._error = exc
                 raise
+            self._description = self._built.describe()
             self._initial_state = {k: v.detach().clone() for k, v in self._built.model.named_parameters() if v.requires_grad}  # fmt: skip
             self.timings["build"] = time.perf_counter() - started
         return self._built
@@ -248,9 +250,7 @@ class ConfigCheck:
     def report_entry(self) -> dict[str, Any]:
         """This config's entry of the JSON report."""
         smoke = self._smoke
-        build: dict[str, Any] = {}
-        if self._built is not None:
-            build = self._built.describe()
+        build = dict(self._description)
         if self._resolution is not None:
             build["base_model"] = self._resolution.model_id
             build["config_source"] = self._resolution.source
