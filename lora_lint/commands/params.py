@@ -15,9 +15,6 @@ if TYPE_CHECKING:
     from typing import Any
 
 DEFAULT_RANKS = "4,8,16,32,64"
-DEFAULT_MIN_PERCENT = 0.01
-DEFAULT_MAX_PERCENT = 5.0
-"""The defaults of rule LL204 (trainable-percent-out-of-band)."""
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -121,10 +118,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _band(args: argparse.Namespace, project: Any) -> tuple[float, float]:
-    """The budget band: flags, else the project's options for LL204, else the rule's defaults."""
-    options = project.options.get("trainable-percent-out-of-band", {}) or project.options.get("LL204", {})
-    low = args.min_percent if args.min_percent is not None else options.get("min_percent", DEFAULT_MIN_PERCENT)
-    high = args.max_percent if args.max_percent is not None else options.get("max_percent", DEFAULT_MAX_PERCENT)
+    """The budget band: flags, else the project's options for LL204, else the rule's own defaults."""
+    from lora_lint.rulepack import BUILTIN_RULES, load_rules
+
+    (rule,) = [rule for rule in load_rules([BUILTIN_RULES]) if rule.code == "LL204"]
+    options = {**rule.options, **project.options.get(rule.name, {}), **project.options.get(rule.code, {})}
+    low = args.min_percent if args.min_percent is not None else options["min_percent"]
+    high = args.max_percent if args.max_percent is not None else options["max_percent"]
     return float(low), float(high)
 
 
