@@ -20,10 +20,10 @@ if TYPE_CHECKING:
 
 def check(paths: list[str], *, settings: Path | None = None, cwd: Path | None = None) -> list[FileResult]:
     """Lint files and folders with the project's settings, as ``lora-lint check`` does."""
-    from pathlib import Path
+    import os
 
     from lora_lint.engine import Linter
     from lora_lint.project import load_project
 
-    project = load_project(cwd or Path.cwd(), settings)
+    project = load_project(cwd or os.getcwd(), settings)
     return Linter(project).lint_paths([str(p) for p in paths])

@@ -8,14 +8,14 @@ The saved ``adapter_config.json`` is read with :mod:`json`, never through PEFT.
 
 from __future__ import annotations
 
-import json
+import os
 import re
-from pathlib import Path
 
 from lora_lint.lora_setup import UNKNOWN
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
 
     from lora_lint.lora_setup import LoraSetup
@@ -83,13 +83,13 @@ DTYPE_ALIASES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32
 MAX_ADAPTER_CONFIG_BYTES = 1024 * 1024
 """A saved adapter_config.json is a few kB; anything larger is not one."""
 
-_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+_CHECKPOINT = r"^checkpoint-(\d+)$"
 
 
 def adapter_facts(setup: LoraSetup, facts: dict[str, Any]) -> dict[str, Any]:
     """Derived facts of the adapter: value sources, init method, the saved adapter a resumed run loads."""
     init_method = _init_method(facts["init_lora_weights"], setup)
-    saved = saved_adapter(facts["resume_adapter"], Path(setup.path).parent)
+    saved = saved_adapter(facts["resume_adapter"], os.path.dirname(setup.path))
     return {
         "framework": FRAMEWORKS.get(setup.format, setup.format),
         "unknown_key_effect": UNKNOWN_KEY_EFFECTS.get(_dialect(setup), "the framework does not read it"),
@@ -170,7 +170,7 @@ def _decimal(value: float) -> str:
     return text + "0" if text.endswith(".") else text
 
 
-def saved_adapter(resume: Any, config_dir: Path) -> dict[str, Any] | None:
+def saved_adapter(resume: Any, config_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The r, alpha and targets of the local adapter a run resumes from, or None when there is none to read.
 
     ``resume`` names a folder holding ``adapter_config.json``, a training output folder whose
@@ -179,8 +179,13 @@ def saved_adapter(resume: Any, config_dir: Path) -> dict[str, Any] | None:
     """
     if not isinstance(resume, str) or not resume.strip() or "://" in resume:
         return None
+    expanded = os.path.expanduser(resume.strip().rstrip("/"))  # what Path(...).expanduser() names, unnormalized
+    if not any(os.path.exists(place) for place in (os.path.join(config_dir, expanded), expanded)):
+        return None  # a hub id: nothing local to read, and no pathlib import (~3 ms of start-up)
+    from pathlib import Path
+
     path = Path(resume.strip()).expanduser()
-    for place in (path,) if path.is_absolute() else (config_dir / path, path):
+    for place in (path,) if path.is_absolute() else (Path(config_dir) / path, path):
         found = _adapter_config_in(place)
         if found is not None:
             data = _read_json(found)
@@ -203,7 +208,7 @@ def _adapter_config_in(place: Path) -> Path | None:
         direct = place / "adapter_config.json"
         if direct.is_file():
             return direct
-        checkpoints = [(int(m.group(1)), child) for child in place.iterdir() if (m := _CHECKPOINT.match(child.name))]
+        checkpoints = [(int(m.group(1)), child) for child in place.iterdir() if (m := re.match(_CHECKPOINT, child.name))]
         for _, child in sorted(checkpoints, reverse=True):
             if (child / "adapter_config.json").is_file():
                 return child / "adapter_config.json"
@@ -213,6 +218,8 @@ def _adapter_config_in(place: Path) -> Path | None:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
+    import json  # imported here: ~1 ms of start-up, only runs that resume a local adapter need it
+
     try:
         if path.stat().st_size > MAX_ADAPTER_CONFIG_BYTES:
             return None

@@ -7,9 +7,7 @@ silence nothing. It knows no file format and holds no opinion of its own.
 
 from __future__ import annotations
 
-import fnmatch
 import os
-from pathlib import Path
 
 from lora_lint.document import InputError
 from lora_lint.facts import compute_facts
@@ -70,7 +68,7 @@ class FileResult:
 class Linter:
     """Rules and policy loaded once, applied to any number of files."""
 
-    def __init__(self, project: Project, extra_rules: list[Path] | None = None) -> None:
+    def __init__(self, project: Project, extra_rules: list[str | os.PathLike[str]] | None = None) -> None:
         self.project = project
         self.rules = load_rules([BUILTIN_RULES, *project.extra_rules, *(extra_rules or [])])
         project.check_rule_references({ident for rule in self.rules for ident in (rule.code, rule.name)})
@@ -95,11 +93,14 @@ class Linter:
 
     def enabled_rules(self, path: str) -> list[Rule]:
         """Rules that apply to ``path`` after select, ignore and per-file ignores."""
-        relative = _relative(path, self.project.root)
         ignored = list(self.project.ignore)
-        for pattern, codes in self.project.per_file_ignores.items():
-            if fnmatch.fnmatch(relative, pattern) or fnmatch.fnmatch(os.path.basename(path), pattern):
-                ignored += codes
+        if self.project.per_file_ignores:
+            import fnmatch  # only projects with per-file ignores match file names here
+
+            relative = _relative(path, self.project.root)
+            for pattern, codes in self.project.per_file_ignores.items():
+                if fnmatch.fnmatch(relative, pattern) or fnmatch.fnmatch(os.path.basename(path), pattern):
+                    ignored += codes
         select = self.project.select
         return [
             rule for rule in self.rules
@@ -194,7 +195,9 @@ def _suppressed(finding: Finding, suppressions: list[Any]) -> bool:
     return False
 
 
-def _relative(path: str, root: Path) -> str:
+def _relative(path: str, root: str | os.PathLike[str]) -> str:
+    from pathlib import Path  # only projects with per-file ignores need it
+
     try:
         return str(Path(path).resolve().relative_to(root))
     except ValueError:
@@ -215,6 +218,8 @@ def discover(paths: list[str], project: Project) -> Iterator[tuple[str, bool]]:
 
 
 def _excluded(name: str, project: Project) -> bool:
+    import fnmatch  # only folder walks need it
+
     return any(fnmatch.fnmatch(name, pattern) for pattern in project.exclude)
 
 

@@ -8,7 +8,7 @@ starting with ``_`` and are left out of reports.
 from __future__ import annotations
 
 import math
-from pathlib import Path
+import os
 
 from lora_lint.lora_setup import KNOWN_SETTINGS, UNKNOWN
 
@@ -43,7 +43,7 @@ def compute_facts(setup: LoraSetup, project: Project) -> dict[str, Any]:
     from lora_lint.memory.facts import memory_facts
 
     facts.update(adapter_facts(setup, facts))
-    facts.update(architecture_facts(setup, cwd=Path.cwd(), user_models=project.models))
+    facts.update(architecture_facts(setup, cwd=os.getcwd(), user_models=project.models))
     near_oom = project.options.get("near-oom") or project.options.get("LL411") or {}
     facts.update(
         memory_facts(

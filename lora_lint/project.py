@@ -7,13 +7,14 @@ than none.
 
 from __future__ import annotations
 
-import difflib
-from pathlib import Path
+import os
 
 from lora_lint.rulepack import SEVERITY_RANK
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from pathlib import Path
     from typing import Any
 
 KEYS = {
@@ -43,7 +44,7 @@ class Project:
     __slots__ = ("root", "source", "select", "ignore", "per_file_ignores", "severity", "fail_on", "options",
                  "extra_rules", "exclude", "models", "dataset_examples", "gpu", "usable_memory_gb")  # fmt: skip
 
-    def __init__(self, root: Path, source: Path | None = None) -> None:
+    def __init__(self, root: str | os.PathLike[str], source: str | os.PathLike[str] | None = None) -> None:
         self.root = root
         self.source = source
         self.select: list[str] = []
@@ -52,7 +53,7 @@ class Project:
         self.severity: dict[str, str] = {}
         self.fail_on = "error"
         self.options: dict[str, dict[str, Any]] = {}
-        self.extra_rules: list[Path] = []
+        self.extra_rules: list[Path] = []  # folders the settings file names, under root
         self.exclude: list[str] = list(DEFAULT_EXCLUDE)
         self.models: dict[str, Any] = {}
         self.dataset_examples: int | None = None
@@ -63,7 +64,7 @@ class Project:
         """Take the values of a ``[tool.lora-lint]`` table, checking names and types."""
         for key, value in table.items():
             if key not in KEYS:
-                near = difflib.get_close_matches(key, KEYS, n=1)
+                near = _close_matches(key, KEYS)
                 hint = f" (did you mean {near[0]!r}?)" if near else ""
                 raise ProjectConfigError(f"{where}: unknown setting {key!r}{hint}")
             expected = KEYS[key]
@@ -71,7 +72,10 @@ class Project:
                 raise ProjectConfigError(f"{where}: {key!r} has the wrong type ({type(value).__name__})")
             attribute = key.replace("-", "_")
             if key == "extra-rules":
-                value = [(self.root / folder) for folder in value]
+                # imported here: only settings that name extra rule folders need it
+                from pathlib import Path
+
+                value = [(Path(self.root) / folder) for folder in value]
             if key == "exclude":
                 value = self.exclude + value
             setattr(self, attribute, value)
@@ -86,41 +90,56 @@ class Project:
         for ref in referenced:
             if ref in codes_and_names or ref == "ALL" or any(code.startswith(ref) for code in codes_and_names if ref[:2] == code[:2]):
                 continue
-            near = difflib.get_close_matches(ref, codes_and_names, n=1)
+            near = _close_matches(ref, codes_and_names)
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise ProjectConfigError(f"{self.source or 'settings'}: unknown rule {ref!r}{hint}")
 
 
-def find_settings(start: Path) -> Path | None:
+def _close_matches(word: str, candidates: Iterable[str]) -> list[str]:
+    import difflib  # imported here: ~1 ms of start-up, only a settings mistake needs it
+
+    return difflib.get_close_matches(word, candidates, n=1)
+
+
+def find_settings(start: str | os.PathLike[str]) -> str | None:
     """The nearest .lora-lint.toml, or pyproject.toml with a [tool.lora-lint] table, upward from start."""
-    for folder in (start, *start.parents):
-        candidate = folder / ".lora-lint.toml"
-        if candidate.is_file():
+    folder = os.fspath(start)
+    while True:
+        candidate = os.path.join(folder, ".lora-lint.toml")
+        if os.path.isfile(candidate):
             return candidate
-        candidate = folder / "pyproject.toml"
-        if candidate.is_file():
+        candidate = os.path.join(folder, "pyproject.toml")
+        if os.path.isfile(candidate):
             try:
-                if "[tool.lora-lint" in candidate.read_text(encoding="utf-8"):
-                    return candidate
+                with open(candidate, encoding="utf-8") as handle:
+                    if "[tool.lora-lint" in handle.read():
+                        return candidate
             except (OSError, UnicodeDecodeError):
-                continue
-    return None
+                pass
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return None
+        folder = parent
 
 
-def load_project(start: Path, settings: Path | None = None) -> Project:
-    """Settings found from ``start`` (or read from ``settings``); defaults when there are none."""
-    path = settings or find_settings(start.resolve())
+def load_project(start: str | os.PathLike[str], settings: str | os.PathLike[str] | None = None) -> Project:
+    """Settings found from ``start`` (or read from ``settings``); defaults when there are none.
+
+    ``Project.root`` is ``start`` resolved (symlinks followed), or the folder of the settings file.
+    """
+    path = settings or find_settings(os.path.realpath(start))
     if path is None:
-        return Project(start.resolve())
+        return Project(os.path.realpath(start))
     import tomllib  # only when a settings file exists: ~6 ms
 
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        with open(path, encoding="utf-8") as handle:
+            data = tomllib.loads(handle.read())
     except (OSError, UnicodeDecodeError) as exc:
         raise ProjectConfigError(f"{path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ProjectConfigError(f"{path}: invalid TOML: {exc}") from None
-    table = data if path.name == ".lora-lint.toml" else data.get("tool", {}).get("lora-lint", {})
-    project = Project(path.parent, path)
+    table = data if os.path.basename(path) == ".lora-lint.toml" else data.get("tool", {}).get("lora-lint", {})
+    project = Project(os.path.dirname(path) or ".", path)
     project.apply(table, str(path))
     return project

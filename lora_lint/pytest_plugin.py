@@ -26,22 +26,30 @@ if TYPE_CHECKING:
 
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json", ".py")
 ITEM_KINDS = ("static", "shapes", "smoke")
+CUDA_ITEM_KINDS = ("static", "shapes", "memory", "smoke")  # measured peak memory needs the real allocator
+GIB = 1024**3
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 _SESSION = pytest.StashKey["LoraSession"]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("lora-lint", "LoRA config checks (lora-lint)")
-    group.addoption("--lora-check", action="store_true", help="turn LoRA configs among the collected paths into test items")
+    group.addoption(
+        "--lora-check", action="store_true", help="turn LoRA configs among the collected paths into test items"
+    )
     group.addoption("--lora-device", choices=("auto", "cpu", "cuda"), default="auto",
                     help="where models are built: auto (CUDA when available), cpu (a scaled-down proxy), cuda")  # fmt: skip
-    group.addoption("--lora-steps", type=int, default=30, metavar="N", help="smoke-training steps per config (default: 30)")
+    group.addoption(
+        "--lora-steps", type=int, default=30, metavar="N", help="smoke-training steps per config (default: 30)"
+    )
     group.addoption("--lora-report", metavar="PATH", help="write the lora-check JSON report to PATH")
     group.addoption("--lora-fail-on", choices=("info", "warning", "error"),
                     help="lowest finding severity that fails a static item (default: the project's fail-on)")  # fmt: skip
     group.addoption("--lora-trust-remote-code", action="store_true",
                     help="allow model code shipped with a local base model folder to run")  # fmt: skip
-    group.addoption("--lora-seed", type=int, default=0, metavar="N", help="seed for weights, data and batches (default: 0)")
+    group.addoption(
+        "--lora-seed", type=int, default=0, metavar="N", help="seed for weights, data and batches (default: 0)"
+    )
     parser.addini("lora_check_paths", type="args", default=[],
                   help="config files, folders or globs that --lora-check checks besides the collected paths")  # fmt: skip
 
@@ -59,10 +67,18 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     session = parent.config.stash.get(_SESSION, None)
     if session is None or not session.is_candidate(file_path):
         return None
-    if not session.checks_for(file_path):
+    if file_path.suffix == ".py" and parent.session.isinitpath(file_path):
+        return None  # a script named on the command line: pytest_pycollect_makemodule takes it
+    return session.config_file(file_path, parent)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    """A training script named on the command line is read for its LoraConfig calls, never imported."""
+    session = parent.config.stash.get(_SESSION, None)
+    if session is None or not session.is_candidate(module_path):
         return None
-    session.collected.add(file_path.resolve())
-    return LoraConfigFile.from_parent(parent, path=file_path)
+    return session.config_file(module_path, parent)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -83,7 +99,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("lora_config_check", [pytest.param(None, marks=pytest.mark.skip(reason="run pytest with --lora-check"))], indirect=True)  # fmt: skip
         return
     keys = session.discovered()
-    metafunc.parametrize("lora_config_check", keys, indirect=True, ids=[session.label(k) for k in keys])
+    metafunc.parametrize("lora_config_check", keys, indirect=True, ids=keys)
 
 
 # -- fixtures ---------------------------------------------------------------------------
@@ -133,10 +149,12 @@ class LoraConfigFile(pytest.File):
     def collect(self) -> list[pytest.Item]:
         session = self.config.stash[_SESSION]
         keys = session.checks_for(self.path)
+        kinds = CUDA_ITEM_KINDS if session.device == "cuda" else ITEM_KINDS
         items = []
         for key in keys:
-            suffix = "" if len(keys) == 1 else f"[{session.checks[key].setup.start.line if session.checks[key].setup.start else key}]"
-            for kind in ITEM_KINDS:
+            setup = session.checks[key].setup
+            suffix = "" if len(keys) == 1 else f"[{setup.start.line if setup is not None and setup.start else key}]"
+            for kind in kinds:
                 items.append(LoraItem.from_parent(self, name=f"{kind}{suffix}", kind=kind, key=key))
         return items
 
@@ -238,6 +256,12 @@ class LoraSession:
         return self._project
 
     @property
+    def device(self) -> str:
+        from lora_lint.runtime.check import resolve_device
+
+        return resolve_device(self.options.device)
+
+    @property
     def fail_on(self) -> str:
         return self.config.getoption("lora_fail_on") or self.project.fail_on
 
@@ -248,6 +272,13 @@ class LoraSession:
             patterns = [*self.config.getini("python_files"), "conftest.py"]
             return not any(fnmatch.fnmatch(path.name, pattern) for pattern in patterns)
         return True
+
+    def config_file(self, path: Path, parent: pytest.Collector) -> LoraConfigFile | None:
+        """A collector for ``path`` when it holds LoRA configs."""
+        if not self.checks_for(path):
+            return None
+        self.collected.add(path.resolve())
+        return LoraConfigFile.from_parent(parent, path=path)
 
     def checks_for(self, path: Path) -> list[str]:
         """Keys of the configs in one file (read and linted once)."""
@@ -306,9 +337,6 @@ class LoraSession:
             self._discovered = keys
         return self._discovered
 
-    def label(self, key: str) -> str:
-        return key
-
     # -- items ----------------------------------------------------------------------------
 
     def run(self, action: Any, check: ConfigCheck) -> Any:
@@ -343,6 +371,19 @@ class LoraSession:
             built = check.model()
             which = f"{built.device}, {'proxy' if built.proxy else 'full size'}"
             raise LoraCheckFailure(f"{check.path}: adapter shapes ({which}):\n  " + "\n  ".join(report.problems))
+
+    def item_memory(self, check: ConfigCheck) -> None:
+        from lora_lint.runtime.check import MEMORY_UNDERESTIMATE_TOLERANCE
+
+        measured = check.memory()
+        predicted = measured["predicted_peak_bytes"]
+        where = f"batch {measured['batch_size']} x {measured['sequence_length']} tokens"
+        if measured.get("out_of_memory"):
+            raise LoraCheckFailure(f"{check.path}: out of memory at {where}; predicted {predicted / GIB:.2f} GiB")
+        peak = measured["peak_total_bytes"]
+        if peak > predicted * (1 + MEMORY_UNDERESTIMATE_TOLERANCE):
+            raise LoraCheckFailure(f"{check.path}: measured peak {peak / GIB:.2f} GiB at {where}, predicted "
+                                   f"{predicted / GIB:.2f} GiB: the prediction is {peak / predicted - 1:.0%} low")  # fmt: skip
 
     def item_smoke(self, check: ConfigCheck) -> None:
         result = check.smoke()

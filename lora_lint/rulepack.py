@@ -2,20 +2,18 @@
 
 A rule's condition and message are expressions evaluated by simpleeval, never by
 ``eval``: a platform team's rule folder cannot run code. Parsed rule packs are cached
-as JSON (keyed by each file's size and mtime) because parsing ~40 YAML files costs
-more than the rest of a ``lora-lint check`` start-up.
+(see :mod:`lora_lint.cache`) because parsing ~50 YAML files costs more than the rest of
+a ``lora-lint check`` start-up.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import string
-import zlib
-from pathlib import Path
 
 import yaml
+
+from lora_lint.cache import cached
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -25,9 +23,10 @@ SEVERITIES = ("info", "warning", "error")
 SEVERITY_RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
 REQUIRED_FIELDS = ("code", "name", "severity", "summary", "when", "message", "why", "fix")
 OPTIONAL_FIELDS = ("formats", "options", "for_each", "at", "examples")
-BUILTIN_RULES = Path(__file__).parent / "_rules"  # inside an installed wheel
-if not BUILTIN_RULES.is_dir():
-    BUILTIN_RULES = Path(__file__).parent.parent / "rules"  # a source checkout
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+BUILTIN_RULES = os.path.join(_PACKAGE_DIR, "_rules")  # inside an installed wheel
+if not os.path.isdir(BUILTIN_RULES):
+    BUILTIN_RULES = os.path.join(os.path.dirname(_PACKAGE_DIR), "rules")  # a source checkout
 
 _FUNCTIONS = {
     "len": len, "abs": abs, "min": min, "max": max, "round": round, "sqrt": math.sqrt, "any": any,
@@ -92,23 +91,30 @@ class Rule:
 
 
 _EVALUATOR: Any = None
+_PARSED: dict[str, Any] = {}
+"""Expression -> simpleeval's parsed tree: each expression is parsed once per run, however many files it sees."""
 
 
 def _evaluate(expression: str, names: dict[str, Any], rule: Rule) -> Any:
     global _EVALUATOR
     if _EVALUATOR is None:
-        from simpleeval import EvalWithCompoundTypes  # imported on first use: ~5 ms
+        from simpleeval import EvalWithCompoundTypes  # imported on first use: ~4 ms
 
         _EVALUATOR = EvalWithCompoundTypes(functions=_FUNCTIONS)
     _EVALUATOR.names = names
     try:
-        return _EVALUATOR.eval(expression)
+        parsed = _PARSED.get(expression)
+        if parsed is None:
+            parsed = _PARSED[expression] = _EVALUATOR.parse(expression)
+        return _EVALUATOR.eval(expression, previously_parsed=parsed)
     except Exception as exc:  # noqa: BLE001 - any failure is the rule author's, reported as such
         raise RulePackError(f"{rule.path}: rule {rule.code} cannot evaluate {expression!r}: {exc}") from None
 
 
 def _render(template: str, names: dict[str, Any], rule: Rule) -> str:
     """Fill ``{expression}`` and ``{expression:spec}`` fields of a message template."""
+    import string  # imported here: only a rule that fires renders a message (~0.4 ms of start-up)
+
     out = []
     for literal, field, spec, conversion in string.Formatter().parse(template):
         out.append(literal)
@@ -124,7 +130,7 @@ def _render(template: str, names: dict[str, Any], rule: Rule) -> str:
     return "".join(out)
 
 
-def load_rules(folders: list[Path]) -> list[Rule]:
+def load_rules(folders: list[str | os.PathLike[str]]) -> list[Rule]:
     """Every rule of ``folders`` (built-in first), checked for duplicate codes and names."""
     rules: list[Rule] = []
     seen: dict[str, str] = {}
@@ -139,38 +145,21 @@ def load_rules(folders: list[Path]) -> list[Rule]:
     return rules
 
 
-def _load_folder(folder: Path) -> list[tuple[dict[str, Any], str]]:
-    if not folder.is_dir():
+def _load_folder(folder: str | os.PathLike[str]) -> list[tuple[dict[str, Any], str]]:
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
         raise RulePackError(f"{folder}: rule folder not found")
-    files = sorted(p for p in folder.iterdir() if p.suffix in (".yaml", ".yml"))
-    stamp = zlib.crc32(repr([(str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in files]).encode())
-    cache = _cache_dir() / f"rules-{stamp:08x}.json"  # crc32: hashlib would load OpenSSL (~2.5 ms)
-    try:
-        return [(data, path) for data, path in json.loads(cache.read_text())]
-    except (OSError, ValueError):
-        pass
-    loaded = [(_parse_rule_file(p), str(p)) for p in files]
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cache.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(loaded))
-        temporary.replace(cache)
-    except (OSError, TypeError, ValueError):
-        pass  # a read-only or odd cache location only costs speed
-    return loaded
+    names = sorted(name for name in os.listdir(folder) if os.path.splitext(name)[1] in (".yaml", ".yml"))
+    files = [name if folder == "." else os.path.join(folder, name) for name in names]  # spelled as pathlib would
+    return cached("rules", [*files, __file__], lambda: [(_parse_rule_file(path), path) for path in files])
 
 
-def _parse_rule_file(path: Path) -> dict[str, Any]:
+def _parse_rule_file(path: str) -> dict[str, Any]:
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.load(handle.read(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise RulePackError(f"{path}: cannot read rule: {exc}") from None
     if not isinstance(data, dict):
         raise RulePackError(f"{path}: a rule file must be a mapping")
     return data
-
-
-def _cache_dir() -> Path:
-    if "LORA_LINT_CACHE_DIR" in os.environ:
-        return Path(os.environ["LORA_LINT_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lora-lint"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,7 @@ import pytest
 from lora_lint.arch import AdapterSpec, UnsupportedArchitecture, architecture_for, count_parameters
 from lora_lint.arch.resolve import CATALOG_PATH
 
-CATALOG = json.loads(CATALOG_PATH.read_text(encoding="utf-8"))
+CATALOG = json.loads(Path(CATALOG_PATH).read_text(encoding="utf-8"))
 MODELS: dict[str, dict] = CATALOG["models"]
 
 PUBLISHED_TOTALS = {

@@ -17,7 +17,8 @@ TORCHTUNE = "model:\n  _component_: torchtune.models.llama3_1.lora_llama3_1_8b\n
 def findings(source: str, fmt: str, folder, options: dict | None = None) -> list:
     results = lint_source(source, fmt, folder, options)
     assert not any(r.error for r in results), [r.error.message for r in results if r.error]
-    return [f for r in results for f in r.findings]
+    # Architecture rules (LL2xx) depend on the base model's size; they have their own tests.
+    return [f for r in results for f in r.findings if not f.code.startswith("LL2")]
 
 
 def hits(source: str, fmt: str, folder, options: dict | None = None) -> list[str]:

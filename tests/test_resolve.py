@@ -251,7 +251,7 @@ def test_newer_catalog_entries_and_their_re_uploads(name: str, model_id: str) ->
 
 def test_catalog_sources_do_not_change_what_resolves() -> None:
     """The ``sources`` table is documentation: its keys are entries, never extra names to match."""
-    sources = json.loads(CATALOG_PATH.read_text(encoding="utf-8"))["sources"]
+    sources = json.loads(Path(CATALOG_PATH).read_text(encoding="utf-8"))["sources"]
     for model_id in sources:
         found = resolve(model_id)
         assert found is not None and found.model_id == model_id
@@ -299,7 +299,7 @@ def test_torchtune_builders(builder: str, model_id: str | None) -> None:
 
 
 def test_every_torchtune_builder_resolves_in_the_catalog() -> None:
-    catalog = json.loads(CATALOG_PATH.read_text(encoding="utf-8"))
+    catalog = json.loads(Path(CATALOG_PATH).read_text(encoding="utf-8"))
     for builder in catalog["torchtune_builders"]:
         target = torchtune_model_id(builder)
         assert target is not None and resolve(target) is not None, builder

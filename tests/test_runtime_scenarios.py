@@ -83,7 +83,7 @@ def test_overfit_reports_the_growing_gap():
 def test_healthy_run_starts_at_the_base_models_loss_near_ln_vocab():
     import math
 
-    check, result = smoke_run("healthy", 0)
+    _, result = smoke_run("healthy", 0)
     record = result.record
     assert record.initial_loss == pytest.approx(record.base_loss, abs=1e-6)
     assert abs(record.initial_loss - math.log(record.vocab_size)) < 1.5

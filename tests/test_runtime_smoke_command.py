@@ -56,4 +56,7 @@ def test_command_module_imports_no_torch():
     import sys
 
     code = "import sys, lora_lint.commands.smoke; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )

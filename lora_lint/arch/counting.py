@@ -38,6 +38,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import cached_property
+
 from lora_lint.record import Record, replace
 
 from lora_lint.arch.families import SEQ_CLS
@@ -157,6 +159,8 @@ def _pattern(value: Any) -> dict[str, Any]:
 class AdaptedLayer(Record):
     """One layer that receives a LoRA adapter."""
 
+    __slots__ = ("name", "kind", "in_features", "out_features", "r", "alpha", "lora_params", "per_rank")
+
     name: str
     kind: str  # Linear | Conv1D | Embedding | Parameter (fused MoE tensor)
     in_features: int
@@ -165,6 +169,18 @@ class AdaptedLayer(Record):
     alpha: float
     lora_params: int  # lora_A + lora_B (+ DoRA magnitude)
     per_rank: int  # parameters each unit of the global r adds here (0 when rank_pattern pins this layer's r)
+
+    def __init__(
+        self, name: str, kind: str, in_features: int, out_features: int, r: int, alpha: float, lora_params: int, per_rank: int
+    ) -> None:  # a plain __init__: an adapter has hundreds of layers (see lora_lint.record)
+        self.name = name
+        self.kind = kind
+        self.in_features = in_features
+        self.out_features = out_features
+        self.r = r
+        self.alpha = alpha
+        self.lora_params = lora_params
+        self.per_rank = per_rank
 
 
 class TargetMatch(Record):
@@ -202,9 +218,13 @@ class ParamCount(Record):
         Both are exactly linear in r: each adapted layer adds ``per_rank`` parameters per
         unit of the global rank, so one count gives any rank.
         """
-        slope = sum(layer.per_rank for layer in self.layers)
-        change = (r - counted_r) * slope
+        change = (r - counted_r) * self.rank_slope
         return self.trainable_params + change, self.total_params + change
+
+    @cached_property
+    def rank_slope(self) -> int:
+        """Parameters one unit of the global rank adds (a rank sweep asks for it once per rank)."""
+        return sum(layer.per_rank for layer in self.layers)
 
     @property
     def smallest_layer(self) -> AdaptedLayer | None:
@@ -231,6 +251,8 @@ class _Counter:
         self.modules_to_save = list(spec.modules_to_save or [])
         if spec.task_type == SEQ_CLS:
             self.modules_to_save += SEQ_CLS_HEAD_NAMES
+        # PEFT's test for "inside a modules_to_save entry", formatted once rather than once per module name
+        self._saved_patterns = [rf"(^|.*\.){m}($|\..*)" for m in self.modules_to_save]
         self._cached_targets: list[str] | None = None
         self._cached_set: frozenset[str] = frozenset()
         self._fused_multiplier: dict[str, int] = {}  # rank_pattern keys PEFT adds for fused expert pairs: r times this
@@ -403,14 +425,14 @@ class _Counter:
                     return False
             elif key in exclude or any(key.endswith(f".{e}") for e in exclude):
                 return False
-        if any(_search(rf"(^|.*\.){m}($|\..*)", key, self.errors) for m in self.modules_to_save):
+        if any(_search(pattern, key, self.errors) for pattern in self._saved_patterns):
             return False
         if isinstance(targets, str):
             return True if _fullmatch(targets, key, self.errors) else None
         target_set = self._target_set(targets)
         if key in target_set:
             return True
-        if not any(suffix in target_set for suffix in _dotted_suffixes(key)):
+        if not _suffix_in(key, target_set):
             return None
         layers = spec.layers_to_transform
         if layers is None or layers == []:
@@ -599,12 +621,17 @@ class _Counter:
         return f"target modules {targets if isinstance(targets, str) else sorted(targets)} not found in the base model"
 
 
-def _dotted_suffixes(key: str) -> Iterable[str]:
-    """``a.b.c`` -> ``b.c``, ``c``: every ``t`` with ``key.endswith("." + t)``."""
+def _suffix_in(key: str, targets: frozenset[str]) -> bool:
+    """Whether some ``t`` in ``targets`` has ``key.endswith("." + t)``: each dotted suffix of ``key``, looked up.
+
+    A plain loop rather than a generator: it runs for every module name of the model.
+    """
     start = key.find(".")
     while start != -1:
-        yield key[start + 1 :]
+        if key[start + 1 :] in targets:
+            return True
         start = key.find(".", start + 1)
+    return False
 
 
 def _shapes(layers: Iterable[AdaptedLayer]) -> tuple[tuple[int, int], ...]:

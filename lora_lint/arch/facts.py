@@ -8,9 +8,8 @@ Architecture and ParamCount objects themselves travel under ``_architecture`` an
 
 from __future__ import annotations
 
-import difflib
+import os
 from collections.abc import Mapping
-from pathlib import Path
 
 from lora_lint.arch.counting import AdapterSpec, ParamCount, count_parameters
 from lora_lint.arch.families import SEQ_CLS, UnsupportedArchitecture, architecture_for
@@ -18,6 +17,7 @@ from lora_lint.arch.model import EMBEDDING, Architecture
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms of start-up; annotations stay strings
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from lora_lint.lora_setup import LoraSetup
@@ -63,18 +63,18 @@ FACT_KEYS = (
 )
 
 
-def architecture_facts(setup: LoraSetup, *, cwd: Path, user_models: Mapping[str, dict]) -> dict[str, Any]:
+def architecture_facts(setup: LoraSetup, *, cwd: str | os.PathLike[str], user_models: Mapping[str, dict]) -> dict[str, Any]:
     """Facts about the base model and the adapter's footprint on it."""
     facts: dict[str, Any] = dict.fromkeys(FACT_KEYS)
     facts.update(_architecture=None, _param_count=None)
-    name = _base_model_name(setup)
+    name = base_model_name(setup)
     facts["base_model"] = name
     if name is None:
         return facts
     from lora_lint.arch.resolve import ModelConfigError, resolve_base_model
 
     try:
-        resolution = resolve_base_model(name, config_dir=Path(setup.path).parent, cwd=cwd, user_models=user_models)
+        resolution = resolve_base_model(name, config_dir=os.path.dirname(setup.path), cwd=cwd, user_models=user_models)
     except ModelConfigError as exc:
         facts["architecture_skipped"] = f"the config of {name} cannot be used ({exc})"
         return facts
@@ -84,7 +84,8 @@ def architecture_facts(setup: LoraSetup, *, cwd: Path, user_models: Mapping[str,
     spec = AdapterSpec.from_setup(setup)
     task = spec.task_type or (SEQ_CLS if spec.num_labels else None)
     try:
-        arch = architecture_for(resolution.config, task, spec.num_labels)
+        arch_key = repr((resolution.config, task, spec.num_labels))
+        arch = _memo(arch_key, lambda: architecture_for(resolution.config, task, spec.num_labels))
     except UnsupportedArchitecture as exc:
         facts["architecture_skipped"] = f"{name}: {exc}"
         return facts
@@ -105,7 +106,7 @@ def architecture_facts(setup: LoraSetup, *, cwd: Path, user_models: Mapping[str,
         return facts
     if not isinstance(spec.r, int) or spec.r <= 0:
         return facts  # an invalid rank has no adapter to count (LL101 reports it)
-    count = count_parameters(arch, spec)
+    count = _memo(repr((arch_key, spec)), lambda: count_parameters(arch, spec))
     facts["_param_count"] = count
     facts.update(_count_facts(count))
     facts.update(_target_facts(setup, arch, spec, count))
@@ -114,16 +115,36 @@ def architecture_facts(setup: LoraSetup, *, cwd: Path, user_models: Mapping[str,
     return facts
 
 
-def _base_model_name(setup: LoraSetup) -> str | None:
+_MEMO: dict[str, Any] = {}
+"""Architectures and parameter counts this process has built, by the ``repr`` of their inputs. The configs
+of a folder often share a base model and adapter; building the model's hundreds of module records and
+matching each name against the targets is the costly part of these facts. Both are pure functions of
+their inputs, and the objects are only read."""
+
+
+def _memo(key: str, build: Callable[[], Any]) -> Any:
+    if key not in _MEMO:
+        _MEMO[key] = build()
+    return _MEMO[key]
+
+
+def base_model_name(setup: LoraSetup) -> str | None:
+    """The name to resolve the base model by, for the static facts and the runtime alike.
+
+    A torchtune recipe names its weights by a checkpoint folder (often under /tmp), but its
+    builder fixes the architecture: the folder wins when it exists here, else the builder's model.
+    """
     name = setup.get("base_model")
-    if isinstance(name, str) and name.strip():
-        return name.strip()
+    name = name.strip() if isinstance(name, str) and name.strip() else None
     builder = setup.extras.get("builder")
     if setup.format == "torchtune" and isinstance(builder, str):
+        config_dir = os.path.dirname(setup.path)
+        if name and any(os.path.isfile(os.path.join(folder, name, "config.json")) for folder in (config_dir, "")):
+            return name
         from lora_lint.arch.resolve import torchtune_model_id
 
-        return torchtune_model_id(builder)
-    return None
+        return torchtune_model_id(builder) or name
+    return name
 
 
 def _count_facts(count: ParamCount) -> dict[str, Any]:
@@ -164,7 +185,7 @@ def _target_facts(setup: LoraSetup, arch: Architecture, spec: AdapterSpec, count
             "line": line,
             "column": column,
             "target": target,
-            "suggestion": next(iter(difflib.get_close_matches(target, valid, n=1, cutoff=_NEAR_MISS)), None),
+            "suggestion": _near_miss(target, valid),
             "valid_names": valid,
         }
         for target in count.unmatched_targets
@@ -199,6 +220,12 @@ def _target_facts(setup: LoraSetup, arch: Architecture, spec: AdapterSpec, count
         "peft_errors": [] if no_match else list(count.errors),
         "unused_pattern_keys": unused,
     }
+
+
+def _near_miss(target: str, valid: list[str]) -> str | None:
+    import difflib  # imported here: ~1 ms of start-up, only configs with unknown targets need it
+
+    return next(iter(difflib.get_close_matches(target, valid, n=1, cutoff=_NEAR_MISS)), None)
 
 
 def _head_facts(arch: Architecture, spec: AdapterSpec, count: ParamCount) -> dict[str, Any]:

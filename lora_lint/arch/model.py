@@ -36,12 +36,30 @@ class Module(Record):
     shares, so that the shared tensor is counted once, as ``named_parameters()`` does.
     """
 
+    __slots__ = ("name", "kind", "params", "in_features", "out_features", "tied_to")
+
     name: str
     kind: str
-    params: tuple[tuple[str, tuple[int, ...]], ...] = ()
-    in_features: int = 0
-    out_features: int = 0
-    tied_to: str | None = None
+    params: tuple[tuple[str, tuple[int, ...]], ...]
+    in_features: int
+    out_features: int
+    tied_to: str | None
+
+    def __init__(
+        self,
+        name: str,
+        kind: str,
+        params: tuple[tuple[str, tuple[int, ...]], ...] = (),
+        in_features: int = 0,
+        out_features: int = 0,
+        tied_to: str | None = None,
+    ) -> None:  # a plain __init__: a model has hundreds of modules (see lora_lint.record)
+        self.name = name
+        self.kind = kind
+        self.params = params
+        self.in_features = in_features
+        self.out_features = out_features
+        self.tied_to = tied_to
 
     @property
     def bias(self) -> bool:
@@ -88,9 +106,11 @@ class Architecture(Record):
         """Every name ``named_modules()`` yields that matters: modules with parameters and their ancestors."""
         names: dict[str, None] = {}
         for module in self.modules:
-            parts = module.name.split(".")
-            for depth in range(1, len(parts)):
-                names.setdefault(".".join(parts[:depth]), None)
+            # Every name listed has its ancestors listed before it: a known parent means known ancestors.
+            if module.name.rpartition(".")[0] not in names:
+                parts = module.name.split(".")
+                for depth in range(1, len(parts)):
+                    names.setdefault(".".join(parts[:depth]), None)
             names.setdefault(module.name, None)
         return tuple(names)
 

@@ -11,32 +11,35 @@ name is resolved only from things already on disk, in this order:
    for mirrors, instruct variants and quantized re-uploads.
 
 The catalog is read lazily, on the first catalog lookup, so ``lora-lint check`` pays
-nothing for it when every config names a local model.
+nothing for it when every config names a local model; its parsed form is cached between
+runs (:mod:`lora_lint.cache`). Most names are hub ids with nothing on disk: those are
+ruled out with plain ``os.path`` checks, and :mod:`pathlib` (~3 ms of start-up) is
+imported only when a local folder or cached download is really there.
 """
 
 from __future__ import annotations
 
-import copy
-import json
+import marshal
 import os
 import re
 from collections.abc import Mapping
-from lora_lint.record import Record
 from functools import cache
-from pathlib import Path
+
+from lora_lint.cache import cached
+from lora_lint.record import Record
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms of start-up; annotations stay strings
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any
 
-CATALOG_PATH = Path(__file__).with_name("catalog.json")
+CATALOG_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "catalog.json")
 
-_QUANTIZED_SUFFIX = re.compile(
+_QUANTIZED_SUFFIX = (
     r"-(?:unsloth-bnb-4bit|bnb-(?:4bit|8bit|nf4|fp4)|nvfp4|mxfp4|fp8(?:-dynamic)?|fp16|bf16|fp32"
-    r"|gptq(?:-int[48])?|awq|int[48]|[48]bit|(?:quantized\.)?w[48]a(?:8|16)|exl2|hqq)$",
-    re.IGNORECASE,
+    r"|gptq(?:-int[48])?|awq|int[48]|[48]bit|(?:quantized\.)?w[48]a(?:8|16)|exl2|hqq)$"
 )
-"""Suffixes that re-uploads add to a model's name when they change only how weights are stored."""
+"""Suffixes that re-uploads add to a model's name when they change only how weights are stored (case-insensitive)."""
 
 
 class ModelConfigError(ValueError):
@@ -55,8 +58,8 @@ class Resolution(Record):
 def resolve_base_model(
     name: str,
     *,
-    config_dir: Path | None,
-    cwd: Path,
+    config_dir: str | os.PathLike[str] | None,
+    cwd: str | os.PathLike[str],
     user_models: Mapping[str, dict] | None,
 ) -> Resolution | None:
     """Resolve ``name`` (a hub id or a path) to its config, or None when nothing on disk knows it.
@@ -95,17 +98,25 @@ def torchtune_model_id(builder: str) -> str | None:
 
 def hf_cache_dir() -> Path:
     """The hub cache folder, found the way ``huggingface_hub`` finds it."""
+    from pathlib import Path
+
+    return Path(_hf_cache_location())
+
+
+def _hf_cache_location() -> str:
     explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
     if explicit:
-        return Path(explicit).expanduser()
+        return os.path.expanduser(explicit)
     hf_home = os.environ.get("HF_HOME")
     if hf_home:
-        return Path(hf_home).expanduser() / "hub"
-    cache_home = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache_home).expanduser() / "huggingface" / "hub"
+        return os.path.join(os.path.expanduser(hf_home), "hub")
+    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(os.path.expanduser(cache_home), "huggingface", "hub")
 
 
-def _from_user_entries(name: str, entries: Mapping[str, Any], search_dirs: list[Path]) -> Resolution | None:
+def _from_user_entries(
+    name: str, entries: Mapping[str, Any], search_dirs: list[str | os.PathLike[str]]
+) -> Resolution | None:
     key = _find_key(name, entries)
     if key is None:
         return None
@@ -113,7 +124,7 @@ def _from_user_entries(name: str, entries: Mapping[str, Any], search_dirs: list[
     if not isinstance(entry, Mapping):
         raise ModelConfigError(f"model entry {key!r} must be a table, got {type(entry).__name__}")
     if "path" in entry:
-        config_file = _config_file_at(Path(str(entry["path"])).expanduser(), search_dirs)
+        config_file = _config_file_at(str(entry["path"]), search_dirs)
         if config_file is None:
             raise ModelConfigError(f"model entry {key!r}: no config.json at {entry['path']!r}")
         return Resolution(key, _load_json(config_file), "user", str(config_file))
@@ -133,16 +144,22 @@ def _find_key(name: str, entries: Mapping[str, Any]) -> str | None:
     return next((key for key in entries if key.lower() == lowered), None)
 
 
-def _from_local_path(name: str, search_dirs: list[Path]) -> Resolution | None:
-    config_file = _config_file_at(Path(name).expanduser(), search_dirs)
+def _from_local_path(name: str, search_dirs: list[str | os.PathLike[str]]) -> Resolution | None:
+    config_file = _config_file_at(name, search_dirs)
     if config_file is None:
         return None
     return Resolution(name, _load_json(config_file), "local-dir", str(config_file))
 
 
-def _config_file_at(path: Path, search_dirs: list[Path]) -> Path | None:
-    """``path`` as a model folder or a config file, absolute or under one of ``search_dirs``."""
-    candidates = [path] if path.is_absolute() else [base / path for base in search_dirs]
+def _config_file_at(name: str, search_dirs: list[str | os.PathLike[str]]) -> Path | None:
+    """``name`` as a model folder or a config file, absolute or under one of ``search_dirs``."""
+    expanded = os.path.expanduser(name.rstrip("/"))  # what Path(name).expanduser() names, unnormalized
+    if not any(os.path.exists(os.path.join(base, expanded)) for base in search_dirs or [""]):
+        return None  # the usual hub id: nothing on disk to look at
+    from pathlib import Path
+
+    path = Path(name).expanduser()
+    candidates = [path] if path.is_absolute() else [Path(base) / path for base in search_dirs]
     for candidate in candidates:
         if candidate.is_dir() and (candidate / "config.json").is_file():
             return candidate / "config.json"
@@ -154,8 +171,16 @@ def _config_file_at(path: Path, search_dirs: list[Path]) -> Path | None:
 def _from_hf_cache(name: str) -> Resolution | None:
     if name.count("/") > 1 or name.startswith(("/", ".", "~")):
         return None
-    cache_dir = hf_cache_dir()
-    repo_dir = _cached_repo_dir(cache_dir, "models--" + name.replace("/", "--"))
+    folder = "models--" + name.replace("/", "--")
+    location = _hf_cache_location()
+    if not os.path.isdir(os.path.join(location, folder)):  # as _cached_repo_dir looks, without pathlib
+        try:
+            listed = os.listdir(location)
+        except OSError:
+            return None  # no cache at all
+        if not any(entry.lower() == folder.lower() for entry in listed):
+            return None  # never downloaded
+    repo_dir = _cached_repo_dir(hf_cache_dir(), folder)
     if repo_dir is None:
         return None
     config_file = _cached_config(repo_dir)
@@ -189,6 +214,8 @@ def _cached_config(repo_dir: Path) -> Path | None:
 
 
 def _load_json(path: Path) -> dict:
+    import json  # imported here: ~1 ms of start-up, only local and cached models need it
+
     try:
         with path.open(encoding="utf-8") as handle:
             data = json.load(handle)
@@ -204,11 +231,12 @@ def _from_catalog(name: str) -> Resolution | None:
     model_id = catalog.lookup(name)
     if model_id is None:
         return None
-    return Resolution(model_id, copy.deepcopy(catalog.models[model_id]), "catalog", None)  # callers may edit it
+    config = marshal.loads(catalog.models[model_id])  # a fresh copy per lookup: callers may edit it
+    return Resolution(model_id, config, "catalog", None)
 
 
 class _Catalog(Record):
-    models: dict[str, dict]
+    models: dict[str, bytes]  # id -> its config.json, marshalled: a run unpacks only the models it looks up
     by_lower_id: dict[str, str]  # lower-cased id or alias -> catalog id
     by_bare_name: dict[str, str]  # normalised name without organisation -> catalog id (unique ones only)
     mirror_orgs: frozenset[str]
@@ -239,7 +267,7 @@ class _Catalog(Record):
 
 def _strip_quantized_suffixes(model_name: str) -> str:
     while True:
-        shorter = _QUANTIZED_SUFFIX.sub("", model_name)
+        shorter = re.sub(_QUANTIZED_SUFFIX, "", model_name, flags=re.IGNORECASE)
         if shorter == model_name:
             return model_name
         model_name = shorter
@@ -254,7 +282,14 @@ def _bare_name(model_name: str) -> str:
 
 @cache
 def _catalog() -> _Catalog:
-    with CATALOG_PATH.open(encoding="utf-8") as handle:
+    return _Catalog(**cached("catalog", [CATALOG_PATH, __file__], _catalog_index))  # this file defines the index
+
+
+def _catalog_index() -> dict[str, Any]:
+    """``catalog.json`` with its lookup tables: the fields of :class:`_Catalog`, as plain data."""
+    import json  # imported here: ~1 ms of start-up, and only when the cached index is stale
+
+    with open(CATALOG_PATH, encoding="utf-8") as handle:
         data = json.load(handle)
     models: dict[str, dict] = data["models"]
     aliases: dict[str, str] = data["aliases"]
@@ -264,10 +299,10 @@ def _catalog() -> _Catalog:
     for name, target in by_lower_id.items():
         bare_targets.setdefault(_bare_name(name.rpartition("/")[2]), set()).add(target)
     by_bare_name = {bare: next(iter(targets)) for bare, targets in bare_targets.items() if len(targets) == 1}
-    return _Catalog(
-        models=models,
-        by_lower_id=by_lower_id,
-        by_bare_name=by_bare_name,
-        mirror_orgs=frozenset(org.lower() for org in data["mirror_orgs"]),
-        torchtune_builders=data["torchtune_builders"],
-    )
+    return {
+        "models": {model_id: marshal.dumps(config) for model_id, config in models.items()},
+        "by_lower_id": by_lower_id,
+        "by_bare_name": by_bare_name,
+        "mirror_orgs": frozenset(org.lower() for org in data["mirror_orgs"]),
+        "torchtune_builders": data["torchtune_builders"],
+    }

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from pathlib import Path
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 EXIT_CLEAN, EXIT_FINDINGS, EXIT_ERROR = 0, 1, 2
+
+
+def _path(text: str) -> Path:
+    """argparse type for the file options: pathlib (~3 ms of start-up) loads only when one is given."""
+    from pathlib import Path
+
+    return Path(text)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -17,15 +28,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--fail-on", choices=["info", "warning", "error"], help="lowest severity that fails (default: error)")
     parser.add_argument("--select", help="comma-separated codes, names or code prefixes to run")
     parser.add_argument("--ignore", help="comma-separated codes, names or code prefixes to skip")
-    parser.add_argument("--rules", action="append", type=Path, default=[], metavar="DIR", help="extra rule folder (repeatable)")
-    parser.add_argument("--config", type=Path, metavar="FILE", help="settings file (default: nearest pyproject.toml/.lora-lint.toml)")
+    parser.add_argument("--rules", action="append", type=_path, default=[], metavar="DIR", help="extra rule folder (repeatable)")
+    parser.add_argument("--config", type=_path, metavar="FILE", help="settings file (default: nearest pyproject.toml/.lora-lint.toml)")
     parser.add_argument("--stdin-filename", default="<stdin>", help="name and format hint for - (e.g. config.yml, adapter_config.json)")
     parser.add_argument("--gpu", help="target GPU for memory rules, e.g. A100-80GB, H100, RTX4090")
     parser.add_argument("--dataset-examples", type=int, help="training-set size when the config cannot tell")
-    parser.add_argument("--output", "-o", type=Path, help="write the report to a file instead of stdout")
+    parser.add_argument("--output", "-o", type=_path, help="write the report to a file instead of stdout")
     parser.add_argument("--color", choices=["auto", "always", "never"], default="auto")
     parser.add_argument("--exit-zero", action="store_true", help="exit 0 even with findings (errors reading files still exit 2)")
-    parser.add_argument("--quiet", "-q", action="store_true", help="print nothing when there are no findings")
+    parser.add_argument("--quiet", "-q", action="store_true", help="print nothing when the run passes (exit code 0)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from lora_lint.rulepack import SEVERITY_RANK, RulePackError
 
     try:
-        project = load_project(Path.cwd(), args.config)
+        project = load_project(os.getcwd(), args.config)
         _apply_flags(project, args)
         linter = Linter(project, args.rules)
         if args.paths == ["-"]:
@@ -53,18 +64,19 @@ def run(args: argparse.Namespace) -> int:
 
     output_format = resolve_format(args.format)
     color = args.color == "always" or (args.color == "auto" and args.output is None and sys.stdout.isatty())
-    has_findings = any(r.findings or r.error for r in results)
-    if not (args.quiet and not has_findings):
+    if any(r.error for r in results):
+        code = EXIT_ERROR
+    elif args.exit_zero:
+        code = EXIT_CLEAN
+    else:
+        code = EXIT_FINDINGS if worst_severity(results) >= SEVERITY_RANK[project.fail_on] else EXIT_CLEAN
+    if not (args.quiet and code == EXIT_CLEAN):  # --quiet: a passing run prints nothing, as a pre-commit hook wants
         report = render(output_format, results, linter, color=color)
         if args.output:
             args.output.write_text(report + "\n", encoding="utf-8")
         elif report:
             print(report)
-    if any(r.error for r in results):
-        return EXIT_ERROR
-    if args.exit_zero:
-        return EXIT_CLEAN
-    return EXIT_FINDINGS if worst_severity(results) >= SEVERITY_RANK[project.fail_on] else EXIT_CLEAN
+    return code
 
 
 def _apply_flags(project: object, args: argparse.Namespace) -> None:

@@ -20,13 +20,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                         help="auto: CUDA when available; cpu builds a scaled-down proxy of large models")  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--report", type=Path, metavar="PATH", help="write the JSON report here, and a loss plot beside it")
+    parser.add_argument(
+        "--report", type=Path, metavar="PATH", help="write the JSON report here, and a loss plot beside it"
+    )
     parser.add_argument("--trust-remote-code", action="store_true", help="allow a local model folder's own code to run")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        import torch  # noqa: F401 - fail early with a clear message when the extra is missing
+        import torch
     except ImportError:
         print("lora-lint smoke needs torch: pip install 'lora-lint[torch]'", file=sys.stderr)
         return EXIT_ERROR
@@ -50,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
     if args.device == "cuda" and not torch.cuda.is_available():
         print("lora-lint: --device cuda: torch sees no CUDA device", file=sys.stderr)
         return EXIT_ERROR
-    options = RuntimeOptions(device=args.device, steps=args.steps, seed=args.seed, trust_remote_code=args.trust_remote_code)
+    options = RuntimeOptions(
+        device=args.device, steps=args.steps, seed=args.seed, trust_remote_code=args.trust_remote_code
+    )
     entries, status = [], EXIT_CLEAN
     for result in readable:
         check = ConfigCheck(result, options, dict(project.models))

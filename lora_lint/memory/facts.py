@@ -8,18 +8,15 @@ from __future__ import annotations
 
 
 from lora_lint.memory.estimate import MemoryEstimate, estimate_for_shape
-from lora_lint.memory.gpus import UnknownGpuError, find_gpu
 from lora_lint.memory.inputs import TrainingInputs
 from lora_lint.memory.shape import shape_from_architecture
-from lora_lint.memory.suggestions import Suggestion, suggest_changes
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms of start-up; annotations stay strings
 if TYPE_CHECKING:
     from typing import Any
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
     from lora_lint.lora_setup import LoraSetup
+    from lora_lint.memory.suggestions import Suggestion
 
 GIB = 1024**3
 LARGEST_TERMS = 3
@@ -50,6 +47,9 @@ def memory_facts(
     facts.update(_estimate_facts(estimate))
     if target is None:
         return facts
+    # imported here: only runs with a target GPU need it
+    from lora_lint.memory.suggestions import suggest_changes
+
     peak, limit = estimate.peak_bytes, target["memory_bytes"]
     budget = int(limit * (1 - safety_margin))
     rank = setup.get("r")
@@ -88,6 +88,9 @@ def _target(gpu: str | None, usable_bytes: int | None, facts: dict[str, Any]) ->
     """The GPU to compare against, recorded in ``facts``; None when there is none."""
     name, memory = gpu, usable_bytes
     if gpu:
+        # imported here: only runs that name a GPU need the catalog
+        from lora_lint.memory.gpus import UnknownGpuError, find_gpu
+
         try:
             found = find_gpu(gpu)
         except UnknownGpuError as error:

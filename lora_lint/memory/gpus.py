@@ -15,8 +15,8 @@ the lookup is ambiguous and says which names to use.
 
 from __future__ import annotations
 
-import difflib
 import re
+
 from lora_lint.record import Record
 
 MIB = 1024**2
@@ -91,6 +91,8 @@ def find_gpu(name: str) -> Gpu:
         raise UnknownGpuError(f"{name!r} has several memory sizes; use one of: {', '.join(variants)}")
     canonical = family or _BY_KEY.get(key) or _sized_alias(key)
     if canonical is None:
+        import difflib  # imported here: ~1 ms of start-up, only an unknown name needs it
+
         close = [_BY_KEY[k] for k in difflib.get_close_matches(key, _BY_KEY, n=3, cutoff=0.6)]
         hint = f"; did you mean {', '.join(close)}?" if close else "; set usable_memory_gb for other cards"
         raise UnknownGpuError(f"unknown GPU {name!r}{hint}")

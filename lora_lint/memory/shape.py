@@ -79,9 +79,9 @@ def shape_from_architecture(arch: Architecture, param_count: ParamCount) -> Mode
     heads = int(config["num_attention_heads"]) if config else 1
     kv_heads = int(config.either("num_key_value_heads", heads)) if config else heads
     head_dim = int(config.either("head_dim", arch.hidden_size // heads)) if config else arch.hidden_size
-    linears = [m for m in arch.modules if m.kind in ALL_LINEAR_KINDS]
-    in_blocks = [m for m in linears if _layer_index(m.name) is not None]
-    first_block = [m for m in in_blocks if _layer_index(m.name) == 0]
+    indexed = [(m, _layer_index(m.name)) for m in arch.modules if m.kind in ALL_LINEAR_KINDS]
+    in_blocks = [m for m, index in indexed if index is not None]
+    first_block = [m for m, index in indexed if index == 0]
     intermediate, gated = _mlp_width(first_block, config)
     quantizable = [m for m in in_blocks if m.kind == LINEAR]  # bitsandbytes replaces nn.Linear only
     layers = max(arch.num_layers, 1)

@@ -6,10 +6,10 @@ their framework's defaults; the mechanics live here so each reader stays a reada
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cache
-from pathlib import Path
 
 from lora_lint.document import Document, KeyPath, key_string
 from lora_lint.lora_setup import UNKNOWN, KeyUse, Location, LoraSetup, ReaderNote
@@ -19,7 +19,7 @@ TYPE_CHECKING = False  # `typing` costs ~3 ms of start-up; annotations stay stri
 if TYPE_CHECKING:
     from typing import Any
 
-DATA_DIR = Path(__file__).parent
+DATA_DIR = os.path.dirname(os.path.abspath(__file__))
 """Where the key lists and builder tables generated from each framework's source live."""
 
 SETTING_TYPES: dict[str, str] = {
@@ -74,7 +74,8 @@ _BOOL_TEXT = {"true": True, "yes": True, "on": True, "1": True, "false": False, 
 @cache
 def key_list(name: str) -> tuple[str, ...]:
     """Names in the data file ``<name>.txt`` beside this module, in file order ('#' lines are comments)."""
-    text = (DATA_DIR / f"{name}.txt").read_text(encoding="utf-8")
+    with open(os.path.join(DATA_DIR, f"{name}.txt"), encoding="utf-8") as handle:
+        text = handle.read()
     return tuple(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
 
 
@@ -160,7 +161,7 @@ class SetupBuilder:
 
     def __init__(self, doc: Document, fmt: str, *, lenient: bool = False) -> None:
         self.doc = doc
-        self.config_dir = Path(doc.path).parent
+        self.config_dir = os.path.dirname(doc.path)  # "" for a bare file name: the working directory
         self.lenient = lenient
         self.setup = LoraSetup(path=doc.path, format=fmt)
         self.setup.notes.extend(doc.notes)

@@ -9,15 +9,15 @@ large to count quickly, stays unknown (None) rather than guessed.
 
 from __future__ import annotations
 
-import json
-import struct
-from pathlib import Path
+import os
 
 from lora_lint.lora_setup import Location
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms of start-up; annotations stay strings
 if TYPE_CHECKING:
     from typing import Any
+
+    PathText = str | os.PathLike[str]
 
 MAX_LINE_COUNT_BYTES = 512 * 1024 * 1024
 """Counting lines is I/O bound (about 1 s per GB); larger files stay unknown."""
@@ -28,25 +28,37 @@ MAX_CSV_BYTES = 64 * 1024 * 1024
 EXTENSIONS = (".jsonl", ".json", ".csv", ".parquet", ".txt")
 
 
-def resolve(path: str, config_dir: Path) -> Path | None:
-    """The local file ``path`` names: relative to the config's folder first, then the working directory."""
+def resolve(path: str, config_dir: PathText) -> str | None:
+    """The local file ``path`` names: relative to the config's folder first, then the working directory.
+
+    The result is spelled as ``str(Path(config_dir) / path)`` would spell it (see :func:`pathlib_spelling`).
+    """
     if not path or "://" in path:
         return None
-    candidate = Path(path).expanduser()
-    for place in ((candidate,) if candidate.is_absolute() else (config_dir / candidate, candidate)):
-        try:
-            if place.is_file():
-                return place
-        except OSError:
-            return None
+    candidate = os.path.expanduser(path)
+    places = (candidate,) if candidate.startswith("/") else (os.path.join(config_dir, candidate), candidate)
+    for place in places:
+        place = pathlib_spelling(place)
+        if os.path.isfile(place):
+            return place
     return None
 
 
-def count_examples(path: Path) -> int | None:
+def pathlib_spelling(path: str) -> str:
+    """``str(PurePosixPath(path))`` without importing pathlib (~3 ms of start-up).
+
+    Empty and ``.`` components go, ``..`` stays (it may cross a symlink), a leading ``//``
+    is kept as POSIX allows: the spelling reports have always shown.
+    """
+    root = "//" if path.startswith("//") and not path.startswith("///") else "/" if path.startswith("/") else ""
+    return root + "/".join(part for part in path.split("/") if part not in ("", ".")) or "."
+
+
+def count_examples(path: PathText) -> int | None:
     """Number of examples in a local data file, or None when it cannot be known cheaply."""
-    suffix = path.suffix.lower()
+    suffix = os.path.splitext(path)[1].lower()
     try:
-        size = path.stat().st_size
+        size = os.stat(path).st_size
         if suffix in (".jsonl", ".txt"):
             return _count_lines(path) if size <= MAX_LINE_COUNT_BYTES else None
         if suffix == ".json":
@@ -60,16 +72,19 @@ def count_examples(path: Path) -> int | None:
     return None
 
 
-def _count_lines(path: Path) -> int:
-    with path.open("rb") as handle:
+def _count_lines(path: PathText) -> int:
+    with open(path, "rb") as handle:
         return sum(1 for line in handle if line.strip())
 
 
-def _count_json(path: Path, size: int) -> int | None:
+def _count_json(path: PathText, size: int) -> int | None:
     """A top-level list counts its items; a file of one object per line (saved as .json) counts lines."""
     if size > MAX_JSON_BYTES:
         return None
-    text = path.read_text(encoding="utf-8-sig")
+    import json  # imported here: ~1 ms of start-up, only configs with a local JSON dataset need it
+
+    with open(path, encoding="utf-8-sig") as handle:
+        text = handle.read()
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -79,24 +94,24 @@ def _count_json(path: Path, size: int) -> int | None:
     return len(data) if isinstance(data, list) else None
 
 
-def _count_csv(path: Path) -> int | None:
+def _count_csv(path: PathText) -> int | None:
     import csv  # only configs with a local CSV file pay for it
 
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
             rows = sum(1 for row in csv.reader(handle) if row)
     except csv.Error:
         return None
     return max(rows - 1, 0)
 
 
-def parquet_row_count(path: Path) -> int | None:
+def parquet_row_count(path: PathText) -> int | None:
     """``num_rows`` of a Parquet file, read from its footer (Thrift compact protocol) without pyarrow.
 
     The footer ends with the metadata length and ``PAR1``; ``FileMetaData`` field 3 is the row
     count. Fields before it (version, schema) are skipped generically.
     """
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         handle.seek(0, 2)
         end = handle.tell()
         if end < 12:
@@ -105,7 +120,7 @@ def parquet_row_count(path: Path) -> int | None:
         length_bytes, magic = handle.read(4), handle.read(4)
         if magic != b"PAR1":
             return None
-        length = struct.unpack("<I", length_bytes)[0]
+        length = int.from_bytes(length_bytes, "little")
         if length > end - 12:
             return None
         handle.seek(end - 8 - length)
@@ -207,7 +222,7 @@ class _ThriftCompact:
 
 
 def dataset_record(
-    source: Any, location: Location | None, config_dir: Path, *, data_files: Any = None, **fields: Any
+    source: Any, location: Location | None, config_dir: PathText, *, data_files: Any = None, **fields: Any
 ) -> dict[str, Any]:
     """One entry of the normalized ``datasets`` list: what the file says, where, and its size when local.
 

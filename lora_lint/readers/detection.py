@@ -10,7 +10,7 @@ section (torchtune), a ``peft_config:`` mapping (LLaMA-Factory v1).
 
 from __future__ import annotations
 
-from pathlib import PurePath
+import os
 
 from lora_lint.lora_setup import TRAINING_SETTINGS
 from lora_lint.readers import peft
@@ -102,7 +102,7 @@ def detect_format(path: str, data: Any) -> str | None:
         return None
     if "peft_type" in data:
         return "peft" if peft.is_lora(data) else None
-    if PurePath(path).name == "adapter_config.json" and peft.is_lora(data):
+    if os.path.basename(path) == "adapter_config.json" and peft.is_lora(data):
         return "peft"
     if any(isinstance(value, dict) and "_component_" in value for value in data.values()):
         return "torchtune"

@@ -312,7 +312,7 @@ def _flat_datasets(builder: SetupBuilder, data: dict[str, Any]) -> None:
         builder.datasets(setting, records, key, max_samples=builder.setup.get("max_samples"))
 
 
-def _info_record(name: Any, entry: Any, info_dir: Path | None, location: Any, config_dir: Path) -> dict[str, Any]:
+def _info_record(name: Any, entry: Any, info_dir: Path | None, location: Any, config_dir: str) -> dict[str, Any]:
     if not isinstance(entry, dict):
         return dataset_record(name, location, config_dir)
     fields = {key: entry[key] for key in ("hf_hub_url", "ms_hub_url", "file_name", "split", "formatting") if key in entry}
@@ -322,13 +322,14 @@ def _info_record(name: Any, entry: Any, info_dir: Path | None, location: Any, co
     return dataset_record(name, location, config_dir, data_files=[None], **fields)
 
 
-def _dataset_info(dataset_dir: Any, config_dir: Path) -> tuple[dict[str, Any] | None, Path | None]:
+def _dataset_info(dataset_dir: Any, config_dir: str) -> tuple[dict[str, Any] | None, Path | None]:
     """LLaMA-Factory's dataset registry, when a local ``dataset_info.json`` can be found."""
     if not isinstance(dataset_dir, str) or dataset_dir == "ONLINE":
         return None, None
-    found = resolve(str(Path(dataset_dir) / "dataset_info.json"), config_dir)
-    if found is None:
+    local = resolve(str(Path(dataset_dir) / "dataset_info.json"), config_dir)
+    if local is None:
         return None, None
+    found = Path(local)
     try:
         if found.stat().st_size > MAX_DATASET_INFO_BYTES:
             return None, None

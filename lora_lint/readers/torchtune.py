@@ -17,6 +17,7 @@ such names get an ``unknown-module`` note and are left out of ``target_modules``
 from __future__ import annotations
 
 import json
+import os
 from functools import cache
 
 from lora_lint.document import Document
@@ -61,8 +62,8 @@ DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32", "float32": "
 @cache
 def builders() -> dict[str, dict[str, Any]]:
     """LoRA builder path -> {"defaults": {...}, "required": [...]}."""
-    text = (DATA_DIR / "torchtune_builders.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    with open(os.path.join(DATA_DIR, "torchtune_builders.json"), encoding="utf-8") as handle:
+        return json.load(handle)
 
 
 def builder_of(data: Any) -> str | None:

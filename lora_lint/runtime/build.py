@@ -24,7 +24,12 @@ from lora_lint.runtime.proxy import FULL_SIZE_LIMIT, ProxyPlan, estimated_parame
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
 _DTYPES = {"bf16": "bfloat16", "bfloat16": "bfloat16", "fp16": "float16", "float16": "float16", "fp32": "float32",
            "float32": "float32"}  # fmt: skip
 
@@ -136,6 +141,8 @@ def build_model(
             with torch.device(device):
                 model = model_class.from_config(hf_config, dtype=dtype, trust_remote_code=trust_remote_code)
     except (ValueError, RuntimeError, TypeError, AttributeError, KeyError) as exc:
+        if "Unrecognized configuration class" in str(exc):
+            raise Unsupported(f"transformers has no {task_type} model for {config.get('model_type')!r}") from exc
         raise BuildError(f"transformers cannot build {config.get('model_type')!r}: {exc}") from exc
     model.config.use_cache = False
     checkpointing = setup.get("gradient_checkpointing") is True
@@ -201,7 +208,9 @@ def _load_nf4(model_class: Any, hf_config: Any, weights_dir: Path | None, device
         return model_class.from_pretrained(folder, **load)
 
 
-def adapter_for_model(setup: LoraSetup, built_config: dict[str, Any], proxy: ProxyPlan | None, notes: list[str]) -> LoraSetup:
+def adapter_for_model(
+    setup: LoraSetup, built_config: dict[str, Any], proxy: ProxyPlan | None, notes: list[str]
+) -> LoraSetup:
     """The setup to apply: on a narrow proxy, ranks above its width are clamped (alpha/r kept)."""
     if proxy is None:
         return setup
@@ -249,7 +258,9 @@ def lora_config(setup: LoraSetup, built_config: dict[str, Any], task_type: str) 
     spec = AdapterSpec.from_setup(setup)
     targets = spec.target_modules
     if spec.target_linear:
-        targets = "all-linear" if not targets else sorted({*_listed(targets), *linear_leaf_names(built_config, task_type)})
+        targets = (
+            "all-linear" if not targets else sorted({*_listed(targets), *linear_leaf_names(built_config, task_type)})
+        )
     init = setup.get("init_lora_weights", True)
     kwargs: dict[str, Any] = {
         "r": spec.r,

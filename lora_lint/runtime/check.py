@@ -18,6 +18,9 @@ from lora_lint.runtime.data import DataError, TaskData
 
 DEFAULT_STEPS = 30
 DEFAULT_LEARNING_RATE = 2e-4  # when a config names none (plain LoraConfig files): the common LoRA rate
+MEMORY_UNDERESTIMATE_TOLERANCE = 0.2
+"""The memory item fails when the measured peak exceeds the prediction by more than 20 %:
+an underestimate is the costly direction (the run dies mid-epoch)."""
 CPU_LIMITS = {"batch_size": 8, "sequence_length": 64}
 CUDA_LIMITS = {"batch_size": 8, "sequence_length": 512}
 SYNTHETIC_TRAIN_SEQUENCES = 256
@@ -56,6 +59,7 @@ class ConfigCheck:
     _resolution: Any = None
     _shapes: Any = None
     _smoke: SmokeResult | None = None
+    _memory: dict[str, Any] | None = None
     _error: Exception | None = None
 
     @property
@@ -80,9 +84,10 @@ class ConfigCheck:
     def resolution(self) -> Any:
         """The base model's config.json, from disk only; Unsupported when nothing local knows it."""
         if self._resolution is None:
+            from lora_lint.arch.facts import base_model_name
             from lora_lint.arch.resolve import ModelConfigError, resolve_base_model
 
-            name = self.setup.get("base_model")
+            name = base_model_name(self.setup)
             if not isinstance(name, str) or not name.strip():
                 raise Unsupported("the config names no base model")
             try:
@@ -123,6 +128,8 @@ class ConfigCheck:
 
     def release(self) -> None:
         """Drop the built model (the shapes and smoke results stay)."""
+        if self._built is None:
+            return
         self._built = None
         self._initial_state = None
         _empty_cuda_cache()
@@ -149,6 +156,39 @@ class ConfigCheck:
             self.timings["shapes"] = time.perf_counter() - started
         return self._shapes
 
+    def memory(self) -> dict[str, Any]:
+        """Measured training peak of the full-size model at the config's batch and length (CUDA only)."""
+        if self._memory is None:
+            self._memory = self._measure_memory()
+        return self._memory
+
+    def _measure_memory(self) -> dict[str, Any]:
+        import torch
+
+        from lora_lint.memory.measure import measure_training_peak
+
+        predicted = self.facts.get("peak_memory_bytes")
+        batch, length = self.setup.get("micro_batch_size"), self.setup.get("sequence_len")
+        if self.device != "cuda":
+            raise Unsupported("peak memory is measured on CUDA only")
+        if not predicted:
+            raise Unsupported("the linter has no memory prediction for this config")
+        if not (isinstance(batch, int) and isinstance(length, int) and batch > 0 and length > 1):
+            raise Unsupported("the config states no micro batch size and sequence length to measure")
+        built = self.model()
+        started = time.perf_counter()
+        ids = torch.randint(0, _vocab_size(built), (batch, length), device=built.device)
+        autocast = getattr(torch, built.dtype) if built.dtype in ("bfloat16", "float16") else None
+        try:
+            measured = measure_training_peak(built.model, {"input_ids": ids, "labels": ids}, autocast_dtype=autocast)
+        except torch.cuda.OutOfMemoryError:
+            measured = {"out_of_memory": True, "peak_total_bytes": None}
+        finally:
+            self.restore_initial_weights()
+            _empty_cuda_cache()
+        self.timings["memory"] = time.perf_counter() - started
+        return {"predicted_peak_bytes": predicted, "batch_size": batch, "sequence_length": length, **measured}
+
     def smoke(self) -> SmokeResult:
         if self._smoke is None:
             self._smoke = self._run_smoke(None)
@@ -162,7 +202,7 @@ class ConfigCheck:
 
     def _run_smoke(self, on_step: Any) -> SmokeResult:
         from lora_lint.runtime.detectors import diagnose
-        from lora_lint.runtime.train import RunSettings, smoke_train
+        from lora_lint.runtime.train import smoke_train
 
         built = self.model()
         if built.task_type != "CAUSAL_LM":
@@ -258,6 +298,8 @@ class ConfigCheck:
             build["shapes"] = self._shapes.as_dict()
         if self._error is not None:
             build["error"] = str(self._error)
+        if self._memory is not None:
+            build["memory"] = self._memory
         if smoke is not None:
             build["run"] = smoke.settings
             build["data"] = smoke.data

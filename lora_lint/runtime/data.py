@@ -56,7 +56,9 @@ def dataset_files(entries: Any, config_dir: Path) -> list[Path]:
                 files.append(candidate)
                 break
             if candidate.is_dir():
-                files.extend(sorted(p for p in candidate.iterdir() if p.suffix in (".jsonl", ".json", ".csv", ".parquet")))
+                files.extend(
+                    sorted(p for p in candidate.iterdir() if p.suffix in (".jsonl", ".json", ".csv", ".parquet"))
+                )
                 break
     return files
 

@@ -104,7 +104,5 @@ def _frozen_base_problems(model: Any, bias: str) -> list[str]:
 
 def _self_consistency_problems(actual: dict[str, tuple[tuple[int, ...], tuple[int, ...]]]) -> list[str]:
     return [
-        f"{name}: lora_A {a} and lora_B {b} disagree on the rank"
-        for name, (a, b) in actual.items()
-        if a[0] != b[-1]
+        f"{name}: lora_A {a} and lora_B {b} disagree on the rank" for name, (a, b) in actual.items() if a[0] != b[-1]
     ]

@@ -93,7 +93,9 @@ def smoke_train(
     layers = _adapted_layers(model)
     stream = batches(train, settings.batch_size, settings.seed)
     first = [t.to(device) for t in next(stream)]
-    record.base_loss, record.initial_loss = _initial_losses(model, first)
+    base_loss, record.initial_loss = _initial_losses(model, first)
+    if _adapter_starts_as_no_op(built.setup.get("init_lora_weights", True)):
+        record.base_loss = base_loss
     val_batches = [[t.to(device) for t in collate(val[i : i + settings.batch_size])] for i in range(0, len(val), settings.batch_size)]  # fmt: skip
     watch = _GradientWatch(named)
     batch = first
@@ -128,6 +130,16 @@ def smoke_train(
 def _loss(model: Any, batch: list[Any]) -> Any:
     ids, mask, labels = batch
     return model(input_ids=ids, attention_mask=mask, labels=labels).loss
+
+
+def _adapter_starts_as_no_op(init: Any) -> bool:
+    """Whether "adapter off" is the model training starts from.
+
+    PEFT's default and Gaussian inits start lora_B at zero; ``False`` should too, and the
+    initial-loss detector reports that it does not. PiSSA, OLoRA, LoftQ, EVA and CorDA
+    move part of each weight into the adapter, so only "adapter on" is the original model.
+    """
+    return init in (True, False, None, "gaussian")
 
 
 def _initial_losses(model: Any, batch: list[Any]) -> tuple[float, float]:
