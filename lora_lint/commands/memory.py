@@ -31,23 +31,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lora_lint.arch.facts import architecture_facts
-    from lora_lint.document import InputError
+    from lora_lint.commands.config_input import ConfigInputError, load_config
     from lora_lint.memory.facts import memory_facts
-    from lora_lint.project import ProjectConfigError, load_project
-    from lora_lint.readers import read_file
 
     try:
         sweep = _parse_sweep(args.sweep or [])
-        project = load_project(Path.cwd(), args.settings)
-        setups = read_file(str(args.config), args.config.read_bytes())
-    except (ValueError, ProjectConfigError, OSError) as exc:
-        print(f"lora-lint: {exc}", file=sys.stderr)
-        return 2
-    except InputError as exc:
-        print(f"lora-lint: {args.config}:{exc.line}:{exc.column}: {exc.message}", file=sys.stderr)
-        return 2
-    if not setups:
-        print(f"lora-lint: {args.config}: no LoRA configuration found", file=sys.stderr)
+        project, setups = load_config(Path(args.config), args.settings)
+    except (ValueError, ConfigInputError) as exc:
+        print(f"lora-lint memory: {exc}", file=sys.stderr)
         return 2
     gpu = args.gpu or project.gpu
     usable = args.usable_memory_gb or project.usable_memory_gb

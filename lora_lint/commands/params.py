@@ -51,9 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     from lora_lint.arch.counting import AdapterSpec
     from lora_lint.arch.facts import architecture_facts, rank_sweep
-    from lora_lint.document import InputError
-    from lora_lint.project import ProjectConfigError, load_project
-    from lora_lint.readers import read_file
+    from lora_lint.commands.config_input import ConfigInputError, load_config
 
     try:
         ranks = tuple(int(part) for part in args.ranks.split(",") if part.strip())
@@ -67,19 +65,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     path = Path(args.config)
     try:
-        project = load_project(Path.cwd())
-        setups = read_file(str(path), path.read_bytes())
-    except OSError as exc:
-        print(f"lora-lint params: cannot read {path}: {exc.strerror}", file=sys.stderr)
-        return 2
-    except InputError as exc:
-        print(f"{path}:{exc.line}:{exc.column}: {exc.message}", file=sys.stderr)
-        return 2
-    except ProjectConfigError as exc:
+        project, setups = load_config(path)
+    except ConfigInputError as exc:
         print(f"lora-lint params: {exc}", file=sys.stderr)
-        return 2
-    if not setups:
-        print(f"lora-lint params: {path} holds no LoRA config", file=sys.stderr)
         return 2
     band = _band(args, project)
     reports = []
