@@ -66,10 +66,17 @@ class FileResult:
 
 
 class Linter:
-    """Rules and policy loaded once, applied to any number of files."""
+    """Rules and policy loaded once, applied to any number of files.
 
-    def __init__(self, project: Project, extra_rules: list[str | os.PathLike[str]] | None = None) -> None:
+    ``report_facts=False`` says nobody will read the facts (a text or SARIF report): facts
+    no rule can use then are not computed.
+    """
+
+    def __init__(
+        self, project: Project, extra_rules: list[str | os.PathLike[str]] | None = None, *, report_facts: bool = True
+    ) -> None:
         self.project = project
+        self.report_facts = report_facts
         self.rules = load_rules([BUILTIN_RULES, *project.extra_rules, *(extra_rules or [])])
         project.check_rule_references({ident for rule in self.rules for ident in (rule.code, rule.name)})
         self.options = {rule.code: self._rule_options(rule) for rule in self.rules}
@@ -126,7 +133,7 @@ class Linter:
         return results
 
     def lint_setup(self, setup: LoraSetup, suppressions: list[Any] = ()) -> FileResult:  # type: ignore[assignment]
-        facts = compute_facts(setup, self.project)
+        facts = compute_facts(setup, self.project, predict_memory=self.report_facts)
         findings = []
         for rule in self.enabled_rules(setup.path):
             if rule.for_each == UNUSED_SUPPRESSIONS or not rule.applies_to(setup.format):

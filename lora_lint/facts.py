@@ -20,8 +20,12 @@ if TYPE_CHECKING:
     from lora_lint.project import Project
 
 
-def compute_facts(setup: LoraSetup, project: Project) -> dict[str, Any]:
-    """All facts of one setup, in the project's context (its models, GPU, dataset size)."""
+def compute_facts(setup: LoraSetup, project: Project, *, predict_memory: bool = True) -> dict[str, Any]:
+    """All facts of one setup, in the project's context (its models, GPU, dataset size).
+
+    ``predict_memory=False`` leaves the memory facts unknown: without a target GPU no rule can
+    use them, so a run that does not report facts skips the estimator (~3 ms of start-up).
+    """
     facts: dict[str, Any] = {"path": setup.path, "format": setup.format}
     for name in KNOWN_SETTINGS:
         facts[name] = setup.get(name)
@@ -40,10 +44,16 @@ def compute_facts(setup: LoraSetup, project: Project) -> dict[str, Any]:
 
     from lora_lint.adapter_facts import adapter_facts
     from lora_lint.arch.facts import architecture_facts
-    from lora_lint.memory.facts import memory_facts
 
     facts.update(adapter_facts(setup, facts))
     facts.update(architecture_facts(setup, cwd=os.getcwd(), user_models=project.models))
+    if not (predict_memory or project.gpu or project.usable_memory_gb):
+        from lora_lint.memory import empty_facts
+
+        facts.update(empty_facts())
+        return facts
+    from lora_lint.memory.facts import memory_facts
+
     near_oom = project.options.get("near-oom") or project.options.get("LL411") or {}
     facts.update(
         memory_facts(

@@ -222,3 +222,19 @@ def test_gpu_flag_gates_out_of_memory(project, capsys):
     assert code == 1
     assert "LL410" in [f["code"] for f in report["files"][0]["findings"]]
     assert report["files"][0]["facts"]["peak_memory_bytes"] > 16 * 1024**3
+
+
+def test_text_report_without_gpu_skips_the_memory_estimator(project):
+    (project / "train.yml").write_text(GOOD_AXOLOTL)
+    probe = (
+        "import sys; from lora_lint.cli import main; main(['check', 'train.yml', '--format', 'text']);"
+        "print('lora_lint.memory.estimate' in sys.modules, file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=project, check=False)
+    assert done.stderr.strip().splitlines()[-1] == "False", done.stderr
+
+
+def test_json_report_has_the_memory_prediction(project, capsys):
+    (project / "train.yml").write_text(GOOD_AXOLOTL)
+    _, out, _ = run_cli(["check", "train.yml", "--format", "json"], capsys)
+    assert json.loads(out)["files"][0]["facts"]["peak_memory_bytes"] > 0

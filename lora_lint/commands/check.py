@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         project = load_project(os.getcwd(), args.config)
         _apply_flags(project, args)
-        linter = Linter(project, args.rules)
+        linter = Linter(project, args.rules, report_facts=resolve_format(args.format) == "json")
         if args.paths == ["-"]:
             raw = sys.stdin.buffer.read()
             results = linter.lint_bytes(args.stdin_filename, raw)

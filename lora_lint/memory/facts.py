@@ -7,6 +7,7 @@ usable memory size) is given, because a linter cannot know where a config will r
 from __future__ import annotations
 
 
+from lora_lint.memory import empty_facts
 from lora_lint.memory.estimate import MemoryEstimate, estimate_for_shape
 from lora_lint.memory.inputs import TrainingInputs
 from lora_lint.memory.shape import shape_from_architecture
@@ -36,7 +37,7 @@ def memory_facts(
     alone for a card the catalog does not know). ``safety_margin`` is the share of the
     GPU's memory a run should leave free; suggestions aim below it.
     """
-    facts = _empty_facts()
+    facts = empty_facts()
     target = _target(gpu, usable_bytes, facts)
     arch, param_count = arch_facts.get("_architecture"), arch_facts.get("_param_count")
     if arch is None or param_count is None:
@@ -62,26 +63,6 @@ def memory_facts(
         memory_suggestions_text=_suggestions_text(suggestions, needed=peak > budget),
     )
     return facts
-
-
-def _empty_facts() -> dict[str, Any]:
-    return {
-        "peak_memory_bytes": None,
-        "peak_memory_gib": None,
-        "memory_phase": None,
-        "memory_breakdown": {},
-        "memory_assumed": [],
-        "memory_largest_terms": [],
-        "memory_largest_terms_text": "",
-        "gpu": None,
-        "gpu_memory_gib": None,
-        "gpu_error": None,
-        "memory_headroom_bytes": None,
-        "memory_fits": None,
-        "memory_within_margin": None,
-        "memory_suggestions": [],
-        "memory_suggestions_text": "",
-    }
 
 
 def _target(gpu: str | None, usable_bytes: int | None, facts: dict[str, Any]) -> dict[str, Any] | None:
