@@ -14,7 +14,7 @@ $(BIN)/lora-lint: pyproject.toml
 	touch $@
 
 demo: $(BIN)/lora-lint
-	-$(BIN)/lora-lint check examples/
+	@$(BIN)/lora-lint check examples/ || echo "(exit code $$?: the bad examples are meant to fail)"
 	$(BIN)/lora-lint params examples/lora-config/good-qlora.yaml --ranks 4,8,16,32
 
 test: $(BIN)/lora-lint
