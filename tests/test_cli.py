@@ -238,3 +238,38 @@ def test_json_report_has_the_memory_prediction(project, capsys):
     (project / "train.yml").write_text(GOOD_AXOLOTL)
     _, out, _ = run_cli(["check", "train.yml", "--format", "json"], capsys)
     assert json.loads(out)["files"][0]["facts"]["peak_memory_bytes"] > 0
+
+
+POLICY_RULE = """\
+code: ACME001
+name: acme-rank-cap
+severity: error
+summary: ACME caps LoRA rank at 32
+options:
+  max_rank: 32
+when: r is not None and r > options.max_rank
+at: r
+message: r {r} is above ACME's cap of {options.max_rank}
+why: Larger ranks did not pay off on our evaluations.
+fix: Use r 32 or less.
+"""
+
+
+def test_custom_rule_folder(project, capsys):
+    (project / "policy").mkdir()
+    (project / "policy" / "ACME001-acme-rank-cap.yaml").write_text(POLICY_RULE)
+    (project / "train.yml").write_text(GOOD_AXOLOTL.replace("lora_r: 16", "lora_r: 64").replace("lora_alpha: 32", "lora_alpha: 128"))
+    code, out, _ = run_cli(["check", "train.yml", "--rules", "policy", "--format", "text"], capsys)
+    assert code == 1 and "train.yml:3:1: ACME001 [error] r 64 is above ACME's cap of 32" in out
+    (project / "pyproject.toml").write_text('[tool.lora-lint]\nextra-rules = ["policy"]\n[tool.lora-lint.options.acme-rank-cap]\nmax_rank = 64\n')
+    assert run_cli(["check", "train.yml"], capsys)[0] == 0
+    code, out, _ = run_cli(["explain", "ACME001"], capsys)
+    assert code == 0 and "Larger ranks did not pay off" in out
+
+
+def test_broken_custom_rule_is_a_usage_error(project, capsys):
+    (project / "policy").mkdir()
+    (project / "policy" / "ACME002-broken.yaml").write_text(POLICY_RULE.replace("ACME001", "ACME002").replace("severity: error", "severity: fatal"))
+    (project / "train.yml").write_text(GOOD_AXOLOTL)
+    code, _, err = run_cli(["check", "train.yml", "--rules", "policy"], capsys)
+    assert code == 2 and "severity must be one of" in err and "ACME002-broken.yaml" in err

@@ -9,12 +9,19 @@ import sys
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("explain", help="explain a rule by code or name")
     parser.add_argument("rule", help="rule code (LL103) or name (alpha-below-rank)")
+    parser.add_argument("--rules", action="append", default=[], metavar="DIR", help="extra rule folder (repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:
     from lora_lint.commands.rules import all_rules
+    from lora_lint.project import ProjectConfigError
+    from lora_lint.rulepack import RulePackError
 
-    rules = all_rules()
+    try:
+        rules = all_rules(args.rules)
+    except (ProjectConfigError, RulePackError) as exc:
+        print(f"lora-lint: {exc}", file=sys.stderr)
+        return 2
     wanted = args.rule.strip()
     for rule in rules:
         if wanted.upper() == rule.code or wanted == rule.name:
