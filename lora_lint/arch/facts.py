@@ -49,6 +49,7 @@ FACT_KEYS = (
     "adapted_layers",
     "target_matches",
     "unmatched_targets",
+    "lora_module_names",
     "no_target_matched",
     "peft_errors",
     "hidden_size",
@@ -216,6 +217,7 @@ def _target_facts(setup: LoraSetup, arch: Architecture, spec: AdapterSpec, count
             for m in count.targets
         ],
         "unmatched_targets": unmatched,
+        "lora_module_names": valid,
         "no_target_matched": no_match,
         "peft_errors": [] if no_match else list(count.errors),
         "unused_pattern_keys": unused,
