@@ -50,6 +50,19 @@ PUBLISHED_TOTALS = {
     "nvidia/NVIDIA-Nemotron-3-Super-120B-A12B-BF16": 120_668_687_360,
 }
 
+COUNTED_TOTALS = {
+    # exact totals of the published safetensors as counted by public tools (a shape-checking loader,
+    # training logs); the publisher's card gives only a rounded figure
+    "allenai/Olmo-3-7B-Instruct": 7_298_011_136,
+    "swiss-ai/Apertus-8B-Instruct-2509": 8_053_338_176,
+}
+
+PUBLISHED_BILLIONS = {
+    # the publisher's rounded (total, active) in billions, for an entry whose intermediate size is
+    # derived from exactly these figures
+    "ai21labs/AI21-Jamba-1.5-Large": (398, 94),
+}
+
 TASK_AUTO_CLASSES = {
     "CAUSAL_LM": "AutoModelForCausalLM",
     "SEQ_CLS": "AutoModelForSequenceClassification",
@@ -161,7 +174,27 @@ def test_lora_lint_counts_what_transformers_builds(model_id: str) -> None:
 
 
 def test_published_totals_are_catalog_entries() -> None:
-    assert set(PUBLISHED_TOTALS) <= set(MODELS)
+    assert set(PUBLISHED_TOTALS) | set(COUNTED_TOTALS) | set(PUBLISHED_BILLIONS) <= set(MODELS)
+
+
+@pytest.mark.parametrize("model_id", sorted(COUNTED_TOTALS))
+def test_entries_build_the_counted_totals(model_id: str) -> None:
+    assert catalog_numel(model_id) == COUNTED_TOTALS[model_id]
+
+
+@pytest.mark.parametrize("model_id", sorted(PUBLISHED_BILLIONS))
+def test_entries_round_to_the_published_billions(model_id: str) -> None:
+    """Total and top-k active parameters, truncated to whole billions as model cards state them."""
+    import torch
+    import transformers
+
+    entry = MODELS[model_id]
+    with torch.device("meta"):
+        model = getattr(transformers, entry["architectures"][0])(transformers_config(entry))
+    total = sum(parameter.numel() for parameter in model.parameters())
+    experts = sum(parameter.numel() for name, parameter in model.named_parameters() if ".experts." in name)
+    idle = experts * (entry["num_experts"] - entry["num_experts_per_tok"]) // entry["num_experts"]
+    assert (total // 10**9, (total - idle) // 10**9) == PUBLISHED_BILLIONS[model_id]
 
 
 def test_every_source_names_a_catalog_entry() -> None:

@@ -242,6 +242,9 @@ def test_unknown_names_resolve_to_none(name: str) -> None:
         ("nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "nvidia/NVIDIA-Nemotron-3-Nano-30B-A3B-BF16"),
         ("unsloth/Qwen3.5-27B-bnb-4bit", "Qwen/Qwen3.5-27B"),
         ("RedHatAI/GLM-4.5-Air-FP8-dynamic", "zai-org/GLM-4.5-Air"),
+        ("allenai/Olmo-3-7B-Instruct-SFT", "allenai/Olmo-3-7B-Instruct"),  # one architecture for every post-training stage
+        ("swiss-ai/Apertus-8B-2509", "swiss-ai/Apertus-8B-Instruct-2509"),
+        ("ai21labs/AI21-Jamba-1.5-Large", "ai21labs/AI21-Jamba-1.5-Large"),
     ],
 )
 def test_newer_catalog_entries_and_their_re_uploads(name: str, model_id: str) -> None:
