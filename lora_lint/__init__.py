@@ -13,17 +13,27 @@ __version__ = "0.1.0"
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
+    import os
+    from collections.abc import Iterable
 
     from lora_lint.engine import FileResult
 
+    PathLike = str | os.PathLike[str]
 
-def check(paths: list[str], *, settings: Path | None = None, cwd: Path | None = None) -> list[FileResult]:
-    """Lint files and folders with the project's settings, as ``lora-lint check`` does."""
+
+def check(paths: PathLike | Iterable[PathLike], *, settings: PathLike | None = None) -> list[FileResult]:
+    """Lint files and folders with the project's settings, as ``lora-lint check`` does.
+
+    ``paths`` is one path or several. Relative paths, and the search for the
+    ``pyproject.toml`` / ``.lora-lint.toml`` settings, start from the working directory;
+    ``settings`` names a settings file instead.
+    """
     import os
 
     from lora_lint.engine import Linter
     from lora_lint.project import load_project
 
-    project = load_project(cwd or os.getcwd(), settings)
-    return Linter(project).lint_paths([str(p) for p in paths])
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    project = load_project(os.getcwd(), settings)
+    return Linter(project).lint_paths([os.fspath(p) for p in paths])

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import os
 
-from lora_lint.lora_setup import KNOWN_SETTINGS, UNKNOWN
+from lora_lint.lora_setup import ADAPTER_SETTINGS, TRAINING_SETTINGS, UNKNOWN
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ def compute_facts(setup: LoraSetup, project: Project, *, predict_memory: bool = 
     use them, so a run that does not report facts skips the estimator (~3 ms of start-up).
     """
     facts: dict[str, Any] = {"path": setup.path, "format": setup.format}
-    for name in KNOWN_SETTINGS:
+    for name in ADAPTER_SETTINGS + TRAINING_SETTINGS:  # a tuple, not the set: reports keep one key order
         facts[name] = setup.get(name)
     facts["explicit"] = {name: setting.explicit for name, setting in setup.settings.items()}
     facts["unknown_values"] = sorted(name for name, s in setup.settings.items() if s.value is UNKNOWN)

@@ -37,6 +37,7 @@ FACT_KEYS = (
     "base_model",
     "architecture",
     "architecture_skipped",
+    "architecture_skip_fix",
     "base_params",
     "trainable_params",
     "total_params",
@@ -78,9 +79,11 @@ def architecture_facts(setup: LoraSetup, *, cwd: str | os.PathLike[str], user_mo
         resolution = resolve_base_model(name, config_dir=os.path.dirname(setup.path), cwd=cwd, user_models=user_models)
     except ModelConfigError as exc:
         facts["architecture_skipped"] = f"the config of {name} cannot be used ({exc})"
+        facts["architecture_skip_fix"] = DESCRIBE_MODEL
         return facts
     if resolution is None:
         facts["architecture_skipped"] = f"unknown base model {name}"
+        facts["architecture_skip_fix"] = DESCRIBE_MODEL
         return facts
     spec = AdapterSpec.from_setup(setup)
     task = spec.task_type or (SEQ_CLS if spec.num_labels else None)
@@ -89,6 +92,7 @@ def architecture_facts(setup: LoraSetup, *, cwd: str | os.PathLike[str], user_mo
         arch = _memo(arch_key, lambda: architecture_for(resolution.config, task, spec.num_labels))
     except UnsupportedArchitecture as exc:
         facts["architecture_skipped"] = f"{name}: {exc}"
+        facts["architecture_skip_fix"] = "the architecture model does not describe this family yet"
         return facts
     facts["architecture"] = {
         "family": arch.family,
@@ -104,9 +108,15 @@ def architecture_facts(setup: LoraSetup, *, cwd: str | os.PathLike[str], user_mo
         facts["architecture_skipped"] = (
             f"torchtune builds {arch.family} with other shapes than transformers; adapter counts are not computed"
         )
+        facts["architecture_skip_fix"] = "the torchtune layout of this family is not modelled yet"
         return facts
     if not isinstance(spec.r, int) or spec.r <= 0:
         return facts  # an invalid rank has no adapter to count (LL101 reports it)
+    unknown = [name for name in COUNTED_SETTINGS if name in setup.settings and not setup.settings[name].known]
+    if unknown:
+        facts["architecture_skipped"] = f"{', '.join(unknown)} cannot be known without running the code"
+        facts["architecture_skip_fix"] = "write the adapter settings as literals to have them checked"
+        return facts
     count = _memo(repr((arch_key, spec)), lambda: count_parameters(arch, spec))
     facts["_param_count"] = count
     facts.update(_count_facts(count))
@@ -116,6 +126,15 @@ def architecture_facts(setup: LoraSetup, *, cwd: str | os.PathLike[str], user_mo
     return facts
 
 
+DESCRIBE_MODEL = "describe the model with a local directory holding its config.json, or an entry in [tool.lora-lint.models]"
+
+COUNTED_SETTINGS = (
+    "r", "target_modules", "target_linear", "exclude_modules", "layers_to_transform", "layers_pattern",
+    "rank_pattern", "modules_to_save", "use_dora", "bias", "task_type", "num_labels",
+)  # fmt: skip
+"""Settings the parameter count depends on: when one is not a literal, a count would be a guess."""
+
+_MEMO_LIMIT = 256
 _MEMO: dict[str, Any] = {}
 """Architectures and parameter counts this process has built, by the ``repr`` of their inputs. The configs
 of a folder often share a base model and adapter; building the model's hundreds of module records and
@@ -125,6 +144,8 @@ their inputs, and the objects are only read."""
 
 def _memo(key: str, build: Callable[[], Any]) -> Any:
     if key not in _MEMO:
+        if len(_MEMO) >= _MEMO_LIMIT:  # a long-lived launcher process must not grow without bound
+            _MEMO.clear()
         _MEMO[key] = build()
     return _MEMO[key]
 
