@@ -95,6 +95,11 @@ class Linter:
                 if key not in rule.options:
                     known = ", ".join(rule.options) or "none"
                     raise ProjectConfigError(f"{self.project.source}: rule {rule.name} has no option {key!r} (options: {known})")
+                if not _same_kind(value, rule.options[key]):
+                    raise ProjectConfigError(
+                        f"{self.project.source}: option {key!r} of rule {rule.name} wants a value like "
+                        f"{rule.options[key]!r}, not {value!r}"
+                    )
                 options[key] = value
         return options
 
@@ -187,6 +192,16 @@ def _read(path: str) -> bytes:
         return sys.stdin.buffer.read()
     with open(path, "rb") as handle:
         return handle.read()
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """Whether a project's option value can stand for the rule's default (any number for a number)."""
+    if default is None:
+        return True
+    number = (int, float)
+    if isinstance(default, number) and not isinstance(default, bool):
+        return isinstance(value, number) and not isinstance(value, bool)
+    return isinstance(value, type(default))
 
 
 def _matches(rule: Rule, selectors: list[str]) -> bool:

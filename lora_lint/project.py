@@ -34,6 +34,13 @@ KEYS = {
 DEFAULT_EXCLUDE = [".git", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".mypy_cache", "build", "dist"]
 
 
+def rule_ref(ref: str) -> str:
+    """Rule codes in any case (``ll105``, ``LL1``, ``all``) as the pack spells them; names unchanged."""
+    if ref.lower() == "all" or (ref[:1].isalpha() and ref[-1:].isdigit() and "-" not in ref):
+        return ref.upper()
+    return ref
+
+
 class ProjectConfigError(Exception):
     """A settings file that cannot be used; reported with its path, exit code 2."""
 
@@ -78,6 +85,14 @@ class Project:
                 value = [(Path(self.root) / folder) for folder in value]
             if key == "exclude":
                 value = self.exclude + value
+            if key in ("select", "ignore"):
+                value = [rule_ref(ref) for ref in value]
+            if key in ("severity", "options"):
+                value = {rule_ref(ref): item for ref, item in value.items()}
+            if key == "per-file-ignores":
+                value = {pattern: [rule_ref(ref) for ref in refs] for pattern, refs in value.items()}
+            if key == "dataset-examples" and value < 0:
+                raise ProjectConfigError(f"{where}: 'dataset-examples' must not be negative ({value})")
             setattr(self, attribute, value)
         for name, severity in list(self.severity.items()) + [("fail-on", self.fail_on)]:
             if severity not in SEVERITY_RANK:

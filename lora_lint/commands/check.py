@@ -32,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", type=_path, metavar="FILE", help="settings file (default: nearest pyproject.toml/.lora-lint.toml)")
     parser.add_argument("--stdin-filename", default="<stdin>", help="name and format hint for - (e.g. config.yml, adapter_config.json)")
     parser.add_argument("--gpu", help="target GPU for memory rules, e.g. A100-80GB, H100, RTX4090")
-    parser.add_argument("--dataset-examples", type=int, help="training-set size when the config cannot tell")
+    parser.add_argument("--dataset-examples", type=_count, help="training-set size when the config cannot tell")
     parser.add_argument("--output", "-o", type=_path, help="write the report to a file instead of stdout")
     parser.add_argument("--color", choices=["auto", "always", "never"], default="auto")
     parser.add_argument("--exit-zero", action="store_true", help="exit 0 even with findings (errors reading files still exit 2)")
@@ -73,7 +73,11 @@ def run(args: argparse.Namespace) -> int:
     if not (args.quiet and code == EXIT_CLEAN):  # --quiet: a passing run prints nothing, as a pre-commit hook wants
         report = render(output_format, results, linter, color=color)
         if args.output:
-            args.output.write_text(report + "\n", encoding="utf-8")
+            try:
+                args.output.write_text(report + "\n", encoding="utf-8")
+            except OSError as exc:
+                print(f"lora-lint: cannot write {args.output}: {exc.strerror or exc}", file=sys.stderr)
+                return EXIT_ERROR
         elif report:
             print(report)
     return code
@@ -83,14 +87,24 @@ def _apply_flags(project: object, args: argparse.Namespace) -> None:
     """Command-line flags win over the settings file."""
     if args.fail_on:
         project.fail_on = args.fail_on
+    from lora_lint.project import rule_ref
+
     if args.select:
-        project.select = _split(args.select)
+        project.select = [rule_ref(ref) for ref in _split(args.select)]
     if args.ignore:
-        project.ignore = project.ignore + _split(args.ignore)
+        project.ignore = project.ignore + [rule_ref(ref) for ref in _split(args.ignore)]
     if args.gpu:
         project.gpu = args.gpu
     if args.dataset_examples is not None:
         project.dataset_examples = args.dataset_examples
+
+
+def _count(text: str) -> int:
+    """A non-negative whole number, for argparse."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {value}")
+    return value
 
 
 def _split(text: str) -> list[str]:
