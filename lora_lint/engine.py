@@ -163,11 +163,12 @@ class Linter:
         if record is not None and record.get("line"):
             line, column, key = record["line"], record.get("column") or 1, record.get("key")
         elif setup is not None:
-            location = (setup.location_of(rule.at) if rule.at and rule.at != "item" else None) or setup.start
+            candidates = [] if rule.at in (None, "item") else [rule.at] if isinstance(rule.at, str) else rule.at
+            location = next(filter(None, (_written_at(setup, name) for name in candidates)), None) or setup.start
             if location is not None:
                 line, column, key = location.line, location.column, location.key
-            if rule.at and rule.at != "item" and key is None:
-                key = rule.at
+            if candidates and key is None:
+                key = candidates[0]
         severity = self.project.severity.get(rule.code) or self.project.severity.get(rule.name) or rule.severity
         return Finding(rule.code, rule.name, severity, message, setup.path if setup else "", line, column, key)
 
@@ -192,6 +193,11 @@ def _read(path: str) -> bytes:
         return sys.stdin.buffer.read()
     with open(path, "rb") as handle:
         return handle.read()
+
+
+def _written_at(setup: LoraSetup, name: str) -> Any:
+    """Where the file wrote a normalized setting, or a key under its own name (``adapter``, ``peft_type``)."""
+    return setup.location_of(name) or next((use.location for use in setup.keys if use.key == name), None)
 
 
 def _same_kind(value: Any, default: Any) -> bool:

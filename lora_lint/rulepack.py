@@ -55,6 +55,9 @@ class Rule:
         for name in REQUIRED_FIELDS:
             if not isinstance(data[name], str) or not data[name].strip():
                 raise RulePackError(f"{path}: field {name!r} must be a non-empty string")
+        at = data.get("at")
+        if at is not None and not (isinstance(at, str) or (isinstance(at, list) and all(isinstance(a, str) for a in at))):
+            raise RulePackError(f"{path}: field 'at' must be a setting name or a list of them")
         if data["severity"] not in SEVERITY_RANK:
             raise RulePackError(f"{path}: severity must be one of {', '.join(SEVERITIES)}")
         self.code: str = data["code"]
@@ -64,7 +67,7 @@ class Rule:
         self.formats: list[str] | None = data.get("formats")
         self.options: dict[str, Any] = dict(data.get("options") or {})
         self.for_each: str | None = data.get("for_each")
-        self.at: str | None = data.get("at")
+        self.at: str | list[str] | None = data.get("at")  # a setting or key name, candidates in order, or "item"
         self.when: str = data["when"].strip()
         self.message: str = " ".join(data["message"].split())
         self.why: str = data["why"].strip()
