@@ -226,15 +226,6 @@ class ParamCount(Record):
         """Parameters one unit of the global rank adds (a rank sweep asks for it once per rank)."""
         return sum(layer.per_rank for layer in self.layers)
 
-    @property
-    def smallest_layer(self) -> AdaptedLayer | None:
-        """The adapted layer with the smallest ``min(in, out)`` (what bounds a useful rank)."""
-        return min(
-            self.layers,
-            key=lambda layer: min(layer.in_features, layer.out_features),
-            default=None,
-        )
-
 
 def count_parameters(arch: Architecture, spec: AdapterSpec) -> ParamCount:
     """Trainable and total parameters of ``get_peft_model(model, LoraConfig(...))``, without building it."""

@@ -19,7 +19,6 @@ EMBEDDING = "Embedding"  # torch.nn.Embedding and its subclasses
 NORM = "Norm"  # LayerNorm / RMSNorm variants
 EXPERTS = "Experts"  # fused MoE experts: 3-D parameters, not nn.Linear
 ROUTER = "Router"  # MoE top-k router: a weight parameter, not nn.Linear
-CONTAINER = "Container"  # a module that only groups others (attention block, MLP, layer)
 
 LORA_MODULE_KINDS = frozenset({LINEAR, CONV1D, EMBEDDING})
 """Module types LoRA can wrap among those the supported families contain."""
@@ -113,10 +112,6 @@ class Architecture(Record):
                     names.setdefault(".".join(parts[:depth]), None)
             names.setdefault(module.name, None)
         return tuple(names)
-
-    def kind_of(self, name: str) -> str:
-        module = self.by_name.get(name)
-        return module.kind if module else CONTAINER
 
     @cached_property
     def total_params(self) -> int:

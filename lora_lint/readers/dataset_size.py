@@ -25,8 +25,6 @@ MAX_JSON_BYTES = 32 * 1024 * 1024
 """A JSON list must be parsed whole to be counted; bound the memory that takes."""
 MAX_CSV_BYTES = 64 * 1024 * 1024
 
-EXTENSIONS = (".jsonl", ".json", ".csv", ".parquet", ".txt")
-
 
 def resolve(path: str, config_dir: PathText) -> str | None:
     """The local file ``path`` names: relative to the config's folder first, then the working directory.

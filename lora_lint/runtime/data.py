@@ -21,7 +21,6 @@ from typing import Any
 
 MAX_RECORDS = 2000  # a smoke run needs a few hundred sequences at most
 TEXT_FIELDS = ("text", "content", "completion", "output", "response", "answer", "chosen")
-BYTE_VOCAB = 258  # 256 byte values, then BOS and EOS
 SYNTHETIC_SYMBOLS = 16
 
 
