@@ -86,7 +86,7 @@ class Linter:
             try:
                 find_gpu(project.gpu)
             except UnknownGpuError as exc:
-                raise ProjectConfigError(f"{exc} (set usable-memory-gb for a card the catalog lacks)") from None
+                raise ProjectConfigError(str(exc)) from None
 
     def _rule_options(self, rule: Rule) -> dict[str, Any]:
         options = dict(rule.options)

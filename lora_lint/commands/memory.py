@@ -43,6 +43,14 @@ def run(args: argparse.Namespace) -> int:
     gpu = args.gpu or project.gpu
     usable = args.usable_memory_gb or project.usable_memory_gb
     usable_bytes = int(usable * GIB) if usable else None
+    if gpu and not usable_bytes:
+        from lora_lint.memory.gpus import UnknownGpuError, find_gpu
+
+        try:
+            find_gpu(gpu)
+        except UnknownGpuError as exc:
+            print(f"lora-lint memory: {exc}", file=sys.stderr)
+            return 2
     reports = []
     for setup in setups:
         arch = architecture_facts(setup, cwd=Path.cwd(), user_models=project.models)
