@@ -3,7 +3,9 @@
 YAML is composed once with libyaml (safe: tags are never constructed into objects),
 then turned into Python values from the same nodes. That is about as fast as a plain
 ``yaml.safe_load``, and it sees what a plain load hides: duplicate keys, ``2e-4`` read
-as a string, ``yes``/``on`` read as booleans, unsafe tags, alias bombs.
+as a string, ``yes``/``on`` read as booleans, unsafe tags, alias bombs. Keys are kept as
+written (``1:`` is the key ``"1"``), and ``<<`` merge keys follow YAML's rule: keys written in a
+mapping override merged ones, so only a key written twice in one mapping is a duplicate.
 
 JSON is parsed by the C ``json`` module; positions come from a small scan of the text.
 """
@@ -37,6 +39,7 @@ KeyPath = tuple  # of str keys and int list indexes, e.g. ("datasets", 0, "path"
 _TAG_STR = "tag:yaml.org,2002:str"
 _TAG_BOOL = "tag:yaml.org,2002:bool"
 _TAG_NULL = "tag:yaml.org,2002:null"
+_TAG_MERGE = "tag:yaml.org,2002:merge"
 _SAFE_SCALAR_TAGS = {
     _TAG_STR,
     _TAG_BOOL,
@@ -135,6 +138,7 @@ class _YamlBuilder:
     def __init__(self, doc: Document) -> None:
         self.doc = doc
         self.count = 0
+        self.entries: dict[int, dict[str, tuple[yaml.Node, yaml.Node]]] = {}
         self.scalars = _SafeLoader("")  # only used to construct scalar values from nodes
 
     def build(self, node: yaml.Node, path: KeyPath, depth: int) -> Any:
@@ -154,31 +158,77 @@ class _YamlBuilder:
         if node.tag != expected:
             raise InputError(f"unsupported YAML tag {node.tag!r} (only plain data is read)", *_pos(node))
 
-    def _mapping(self, node: yaml.MappingNode, path: KeyPath, depth: int) -> dict[Any, Any]:
-        self._check_tag(node, "tag:yaml.org,2002:map")
-        result: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                merged = self.build(value_node, path, depth + 1)
-                for part in merged if isinstance(merged, list) else [merged]:
-                    if isinstance(part, dict):
-                        for k, v in part.items():
-                            result.setdefault(k, v)
-                continue
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise InputError("a mapping key must be a plain value", *_pos(key_node))
-            key = self._scalar(key_node, path)
-            key = key if isinstance(key, (str, int)) else str(key)
+    def _mapping(self, node: yaml.MappingNode, path: KeyPath, depth: int) -> dict[str, Any]:
+        entries = self._entries(node, depth)
+        self._note_duplicates(node, path)
+        result: dict[str, Any] = {}
+        for key, (key_node, value_node) in entries.items():
             child = path + (key,)
-            location = _loc(key_node, child)
-            if key in result:
-                first = self.doc.positions.get(child)
-                self.doc.notes.append(
-                    ReaderNote("duplicate-key", location, {"key": key_string(child), "first_line": first.line if first else None})
-                )
-            self.doc.positions[child] = location
+            self.doc.positions[child] = _loc(key_node, child)
             result[key] = self.build(value_node, child, depth + 1)
         return result
+
+    def _entries(self, node: yaml.MappingNode, depth: int) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        """Key -> (key node, value node) of a mapping with its ``<<`` merges applied, in written order.
+
+        As in YAML's merge rule, keys written in the mapping override merged ones wherever the
+        ``<<`` stands, and of several merged mappings the first listed wins. A merged key keeps the
+        nodes, hence the position, written in its anchor. Memoized per node: an anchor merged many
+        times is flattened once, and a mapping merging itself sees itself as empty.
+        """
+        known = self.entries.get(id(node))
+        if known is not None:
+            return known
+        if depth > MAX_DEPTH:
+            raise InputError(f"nesting deeper than {MAX_DEPTH} levels", *_pos(node))
+        self._check_tag(node, "tag:yaml.org,2002:map")
+        self.entries[id(node)] = {}
+        written = {self._key(key_node) for key_node, _ in node.value if key_node.tag != _TAG_MERGE}
+        entries: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag != _TAG_MERGE:
+                entries[self._key(key_node)] = (key_node, value_node)
+                continue
+            for source in self._merge_sources(value_node):
+                merged = self._entries(source, depth + 1)
+                self.count += len(merged)
+                if self.count > MAX_NODES:
+                    raise InputError(f"too many values (over {MAX_NODES:,}, aliases expanded): not a config", *_pos(value_node))
+                for key, pair in merged.items():
+                    if key not in written:
+                        entries.setdefault(key, pair)
+        self.entries[id(node)] = entries
+        return entries
+
+    def _merge_sources(self, node: yaml.Node) -> list[yaml.MappingNode]:
+        """The mappings a ``<<`` value names: one mapping or a list of them, as YAML allows."""
+        if isinstance(node, yaml.MappingNode):
+            return [node]
+        if isinstance(node, yaml.SequenceNode) and all(isinstance(item, yaml.MappingNode) for item in node.value):
+            self._check_tag(node, "tag:yaml.org,2002:seq")
+            return node.value
+        raise InputError("a merge key (<<) needs a mapping or a list of mappings", *_pos(node))
+
+    def _note_duplicates(self, node: yaml.MappingNode, path: KeyPath) -> None:
+        """A key written twice in one mapping; keys overriding merged ones are not duplicates."""
+        seen: dict[str, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == _TAG_MERGE:
+                continue
+            key = self._key(key_node)
+            if key in seen:
+                child = path + (key,)
+                data = {"key": key_string(child), "first_line": seen[key].start_mark.line + 1}
+                self.doc.notes.append(ReaderNote("duplicate-key", _loc(key_node, child), data))
+            seen[key] = key_node
+
+    def _key(self, node: yaml.Node) -> str:
+        """A key as written: ``1``, ``true`` and ``null`` stay text, so they neither collide nor read as values."""
+        if not isinstance(node, yaml.ScalarNode):
+            raise InputError("a mapping key must be a plain value", *_pos(node))
+        if node.tag not in _SAFE_SCALAR_TAGS:
+            raise InputError(f"unsupported YAML tag {node.tag!r} (only plain data is read)", *_pos(node))
+        return node.value
 
     def _scalar(self, node: yaml.Node, path: KeyPath) -> Any:
         if node.tag not in _SAFE_SCALAR_TAGS:

@@ -273,3 +273,23 @@ def test_broken_custom_rule_is_a_usage_error(project, capsys):
     (project / "train.yml").write_text(GOOD_AXOLOTL)
     code, _, err = run_cli(["check", "train.yml", "--rules", "policy"], capsys)
     assert code == 2 and "severity must be one of" in err and "ACME002-broken.yaml" in err
+
+
+def test_merge_key_override_is_no_duplicate(project, capsys):
+    anchored = "defaults: &defaults\n  lora_r: 8\n  lora_alpha: 32\n"
+    (project / "train.yml").write_text(anchored + GOOD_AXOLOTL.replace("lora_r: 16\nlora_alpha: 32\n", "<<: *defaults\nlora_r: 16\n"))
+    _, out, _ = run_cli(["check", "train.yml", "--format", "json"], capsys)
+    entry = json.loads(out)["files"][0]
+    assert "LL006" not in {finding["code"] for finding in entry["findings"]}, out
+    assert (entry["facts"]["r"], entry["facts"]["lora_alpha"]) == (16, 32)
+
+
+def test_task_type_enum_is_no_blind_spot(project, capsys):
+    (project / "train.py").write_text(
+        "import peft\nfrom peft import LoraConfig as LC\n"
+        "LC(r=16, lora_alpha=32, target_modules=['q_proj'], task_type=peft.TaskType.CAUSAL_LM)\n"
+    )
+    _, out, _ = run_cli(["check", "train.py", "--format", "json"], capsys)
+    (entry,) = json.loads(out)["files"]
+    assert "LL007" not in {finding["code"] for finding in entry["findings"]}, out
+    assert entry["facts"]["r"] == 16

@@ -73,3 +73,40 @@ def test_never_runs_code(tmp_path: Path) -> None:
     marker = tmp_path / "ran"
     (setup,) = read(f"open({str(marker)!r}, 'w')\nLoraConfig(r=__import__('os').getpid())\n")
     assert not marker.exists() and setup.settings["r"].value is UNKNOWN
+
+
+@pytest.mark.parametrize("spelling", ["TaskType.CAUSAL_LM", "peft.TaskType.CAUSAL_LM", "TT.CAUSAL_LM"])
+def test_task_type_enum_reads_as_its_name(spelling: str) -> None:
+    text = f"import peft\nfrom peft import TaskType as TT\nLoraConfig(r=8, task_type={spelling})\n"
+    (setup,) = read(text)
+    assert setup.get("task_type") == "CAUSAL_LM" and setup.notes == []
+    assert (setup.location_of("task_type").line, setup.location_of("task_type").column) == (3, 27)
+
+
+def test_starred_arguments_are_splats() -> None:
+    (setup,) = read("LoraConfig('CAUSAL_LM', *args, 99, lora_alpha=16)\n")
+    notes = [(n.data["key"], n.data["source"], n.location.column) for n in setup.notes]
+    assert notes == [("*", "*args", 25)]  # the 99 after it lands on a field known only at run time
+    assert setup.get("task_type") == "CAUSAL_LM" and setup.get("lora_alpha") == 16
+    assert setup.settings["r"].value is UNKNOWN
+    assert setup.settings["lora_dropout"].value is UNKNOWN
+
+
+def test_import_aliases_are_lora_config_calls() -> None:
+    text = (
+        "import peft as p\n"
+        "from peft import LoraConfig as LC\n"
+        "from transformers import AutoModelForCausalLM as AM\n"
+        "model = AM.from_pretrained('org/model')\n"
+        "a = LC(r=4)\n"
+        "b = p.LoraConfig(r=8)\n"
+        "class LoraConfig:\n"
+        "    pass\n"
+        "c = LoraConfig(r=16)\n"
+        "d = Other(r=32)\n"
+    )
+    assert [(s.get("r"), s.get("base_model"), s.start.line) for s in read(text)] == [
+        (4, "org/model", 5),
+        (8, "org/model", 6),
+        (16, "org/model", 9),
+    ]

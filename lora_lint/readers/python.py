@@ -1,9 +1,11 @@
 """``LoraConfig(...)`` calls in Python training scripts, read with ``ast`` (never imported or run).
 
-Each call is one setup. Arguments are read with ``ast.literal_eval`` on the argument's
-node alone; anything else (a variable, an expression, ``**kwargs``) is kept as
-:data:`UNKNOWN` with a ``non-literal`` note quoting the source. Positional arguments map
-onto PEFT's signature order.
+Each call is one setup, however the class is named: ``LoraConfig``, ``peft.LoraConfig``
+or an import alias (``from peft import LoraConfig as LC``). Arguments are read with
+``ast.literal_eval`` on the argument's node alone, and ``TaskType.CAUSAL_LM`` as the member's
+name (PEFT's ``TaskType`` is a string enum whose values are its names); anything else (a
+variable, an expression, ``*args``, ``**kwargs``) is kept as :data:`UNKNOWN` with a
+``non-literal`` note quoting the source. Positional arguments map onto PEFT's signature order.
 
 The training context comes from the same file, when it is written literally: the model
 id passed to ``*.from_pretrained(...)`` (directly or through a module-level string
@@ -53,18 +55,21 @@ MODEL_ARGUMENTS = {
     "num_labels": "num_labels",
 }
 DTYPE_SETTINGS = {"bnb_4bit_compute_dtype", "torch_dtype"}
+SPLATS = ("*", "**")
+"""Keys of ``*args`` and ``**kwargs`` arguments: their names and values are known only at run time."""
 
 
 def read(path: str, text: str) -> list[LoraSetup]:
     tree = parse(path, text)
+    aliases = import_aliases(tree)
     calls = sorted(
-        (node for node in ast.walk(tree) if isinstance(node, ast.Call) and callee(node) == "LoraConfig"),
+        (node for node in ast.walk(tree) if isinstance(node, ast.Call) and callee(node, aliases) == "LoraConfig"),
         key=lambda node: (node.lineno, node.col_offset),
     )
     if not calls:
         return []
-    context = _FileContext(tree)
-    return [_read_call(path, text, call, context) for call in calls]
+    context = _FileContext(tree, aliases)
+    return [_read_call(path, text, call, context, aliases) for call in calls]
 
 
 def parse(path: str, text: str) -> ast.Module:
@@ -78,13 +83,32 @@ def parse(path: str, text: str) -> ast.Module:
         raise InputError(f"cannot parse Python: {type(exc).__name__}") from None
 
 
-def callee(call: ast.Call) -> str | None:
-    """``LoraConfig`` for ``LoraConfig(...)``, ``peft.LoraConfig(...)`` or ``x.y.LoraConfig(...)``."""
-    if isinstance(call.func, ast.Name):
-        return call.func.id
-    if isinstance(call.func, ast.Attribute):
-        return call.func.attr
+def import_aliases(tree: ast.Module) -> dict[str, str]:
+    """Local name -> imported name for every ``from m import Name as Local`` in the file, in any scope.
+
+    ``import peft as p`` needs no entry: ``p.LoraConfig`` is recognized by its attribute name.
+    """
+    return {
+        alias.asname: alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+        if alias.asname and alias.asname != alias.name
+    }
+
+
+def _name(node: ast.AST | None, aliases: dict[str, str]) -> str | None:
+    """The class or function a name or attribute stands for: ``LC`` -> ``LoraConfig``, ``peft.TaskType`` -> ``TaskType``."""
+    if isinstance(node, ast.Name):
+        return aliases.get(node.id, node.id)
+    if isinstance(node, ast.Attribute):
+        return node.attr
     return None
+
+
+def callee(call: ast.Call, aliases: dict[str, str]) -> str | None:
+    """``LoraConfig`` for ``LoraConfig(...)``, ``x.y.LoraConfig(...)`` or an alias imported as ``LoraConfig``."""
+    return _name(call.func, aliases)
 
 
 def _location(node: ast.AST, key: str) -> Location:
@@ -98,25 +122,32 @@ def _literal(node: ast.AST) -> Any:
         return UNKNOWN
 
 
-def _arguments(call: ast.Call, names: tuple[str, ...]) -> list[tuple[str | None, ast.AST]]:
-    """(name, value node) for each argument; None names a ``*args``/``**kwargs`` splat."""
-    arguments: list[tuple[str | None, ast.AST]] = []
+def _argument_value(node: ast.AST, aliases: dict[str, str]) -> Any:
+    """A literal's value; ``TaskType.CAUSAL_LM`` (also ``peft.TaskType.CAUSAL_LM``) is ``"CAUSAL_LM"``."""
+    if isinstance(node, ast.Attribute) and _name(node.value, aliases) == "TaskType":
+        return node.attr
+    return _literal(node)
+
+
+def _arguments(call: ast.Call, names: tuple[str, ...]) -> list[tuple[str, ast.AST]]:
+    """(name, value node) for each argument; a ``*args``/``**kwargs`` splat is named ``*``/``**``."""
+    arguments: list[tuple[str, ast.AST]] = []
     for index, node in enumerate(call.args):
         if isinstance(node, ast.Starred):
-            arguments.append((None, node))
-        else:
-            arguments.append((names[index] if index < len(names) else f"<positional {index + 1}>", node))
+            arguments.append(("*", node))
+            break  # positional arguments after a splat land on fields known only at run time
+        arguments.append((names[index] if index < len(names) else f"<positional {index + 1}>", node))
     for keyword in call.keywords:
         if keyword.arg is None and isinstance(keyword.value, ast.Dict) and all(
             isinstance(k, ast.Constant) and isinstance(k.value, str) for k in keyword.value.keys
         ):
             arguments.extend((k.value, v) for k, v in zip(keyword.value.keys, keyword.value.values))  # type: ignore[union-attr]
         else:
-            arguments.append((keyword.arg, keyword.value if keyword.arg is not None else keyword))
+            arguments.append((keyword.arg, keyword.value) if keyword.arg is not None else ("**", keyword))
     return arguments
 
 
-def _read_call(path: str, text: str, call: ast.Call, context: _FileContext) -> LoraSetup:
+def _read_call(path: str, text: str, call: ast.Call, context: _FileContext, aliases: dict[str, str]) -> LoraSetup:
     builder = SetupBuilder(Document(path, {}, text), "python")
     setup = builder.setup
     setup.start = _location(call, "LoraConfig")
@@ -124,12 +155,12 @@ def _read_call(path: str, text: str, call: ast.Call, context: _FileContext) -> L
     splat: Location | None = None
     for name, node in _arguments(call, peft.field_names()):
         source = ast.get_source_segment(text, node) or ""
-        if name is None:
-            splat = _location(node, "**")
-            builder.note("non-literal", splat, key="**", source=source)
+        if name in SPLATS:
+            splat = splat or _location(node, name)
+            builder.note("non-literal", _location(node, name), key=name, source=source)
             continue
         location = _location(node, name)
-        value = _literal(node)
+        value = _argument_value(node, aliases)
         setup.keys.append(KeyUse(name, location, value))
         if value is UNKNOWN:
             builder.note("non-literal", location, key=name, source=source)
@@ -157,7 +188,7 @@ def _read_call(path: str, text: str, call: ast.Call, context: _FileContext) -> L
 class _FileContext:
     """Literal training context found anywhere in the file, shared by all its LoraConfig calls."""
 
-    def __init__(self, tree: ast.Module) -> None:
+    def __init__(self, tree: ast.Module, aliases: dict[str, str]) -> None:
         self.strings = {
             target.id: node.value.value
             for node in tree.body
@@ -167,8 +198,8 @@ class _FileContext:
         }
         self.values: dict[str, tuple[Any, Location]] = {}
         for node in sorted((n for n in ast.walk(tree) if isinstance(n, ast.Call)), key=lambda n: (n.lineno, n.col_offset)):
-            name = callee(node)
-            if name == "from_pretrained" and _is_model_class(node):
+            name = callee(node, aliases)
+            if name == "from_pretrained" and _is_model_class(node, aliases):
                 self._model(node)
             elif name == "BitsAndBytesConfig":
                 self._keywords(node, QUANTIZATION_ARGUMENTS)
@@ -206,10 +237,10 @@ class _FileContext:
             builder.setup.set(setting, builder.typed(setting, value, location, location.key), location)
 
 
-def _is_model_class(call: ast.Call) -> bool:
+def _is_model_class(call: ast.Call, aliases: dict[str, str]) -> bool:
     """``AutoModelForCausalLM.from_pretrained`` and the like; not tokenizers or configs."""
     owner = call.func.value if isinstance(call.func, ast.Attribute) else None
-    name = owner.id if isinstance(owner, ast.Name) else owner.attr if isinstance(owner, ast.Attribute) else ""
+    name = _name(owner, aliases) or ""
     return "Model" in name or name.endswith(("ForCausalLM", "ForSequenceClassification", "LMHeadModel"))
 
 
