@@ -55,6 +55,7 @@ TRAINING_SETTINGS = (
     "gradient_checkpointing",
     "sample_packing",
     "attn_implementation",
+    "chunked_loss",  # a fused/chunked cross-entropy that never holds the full fp32 logits
     "datasets",  # list of {"path": str, "split": str | None, "key": ...}
     "val_datasets",
     "val_size",

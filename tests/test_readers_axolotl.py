@@ -125,3 +125,23 @@ def test_whole_corpus_reads_as_axolotl() -> None:
     assert len(paths) > 150
     for path in paths:
         _check_real_config(path)
+
+
+def test_chunked_loss_needs_its_plugin(tmp_path: Path) -> None:
+    base = "base_model: m\nadapter: lora\nbf16: true\n"
+    cce = "plugins:\n  - axolotl.integrations.cut_cross_entropy.CutCrossEntropyPlugin\n"
+    liger = "plugins:\n  - axolotl.integrations.liger.LigerPlugin\n"
+    cases = {
+        base: False,
+        base + cce: True,  # the plugin's cut_cross_entropy defaults to true
+        base + cce + "cut_cross_entropy: false\n": False,
+        base + "cut_cross_entropy: true\n": False,  # plugin options do nothing without the plugin
+        base + liger + "liger_rms_norm: true\n": False,
+        base + liger + "liger_fused_linear_cross_entropy: true\n": True,
+        base + "chunked_cross_entropy: true\n": True,
+    }
+    for text, expected in cases.items():
+        setup = read_one(tmp_path / "config.yml", text)
+        assert setup.get("chunked_loss") is expected, text
+    setup = read_one(tmp_path / "config.yml", base + cce + "cut_cross_entropy: true\n")
+    assert setup.location_of("chunked_loss").key == "cut_cross_entropy"

@@ -135,3 +135,16 @@ def test_alpha_zero_means_twice_the_rank(tmp_path: Path) -> None:
     setup = read_one(tmp_path / "e.yaml", "model_name_or_path: gpt2\nlora_rank: 8\nlora_alpha: 0\n")
     assert setup.get("lora_alpha") == 16 and not setup.settings["lora_alpha"].explicit
     assert setup.location_of("lora_alpha").line == 3
+
+
+def test_liger_kernel_fuses_the_loss_only_in_pt_and_sft(tmp_path: Path) -> None:
+    base = "model_name_or_path: m\nfinetuning_type: lora\n"
+    cases = {
+        base: False,
+        base + "enable_liger_kernel: true\n": True,
+        base + "stage: pt\nenable_liger_kernel: true\n": True,
+        base + "stage: dpo\nenable_liger_kernel: true\n": False,  # keeps logits: Liger's plain cross-entropy
+    }
+    for text, expected in cases.items():
+        setup = read_one(tmp_path / "train.yaml", text)
+        assert setup.get("chunked_loss") is expected, text

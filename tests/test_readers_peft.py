@@ -77,3 +77,11 @@ def test_lora_config_cross_format_names_get_suggestions(tmp_path: Path) -> None:
     setup = read_one(tmp_path / "lora.yaml", text)
     suggestions = {n.data["key"]: n.data["suggestion"] for n in setup.notes if n.kind == "unknown-key"}
     assert suggestions == {"max_seq_length": "sequence_len", "epochs": "num_epochs", "lr": "learning_rate"}
+
+
+def test_lora_config_declares_a_chunked_loss(tmp_path: Path) -> None:
+    setup = read_one(tmp_path / "lora.yaml", "r: 8\nlora_alpha: 16\nchunked_loss: true\n")
+    assert setup.format == "lora-config" and setup.notes == []
+    assert setup.get("chunked_loss") is True and setup.location_of("chunked_loss").key == "chunked_loss"
+    wrong = read_one(tmp_path / "lora.yaml", "r: 8\nchunked_loss: 3\n")
+    assert [note.kind for note in wrong.notes] == ["wrong-type"]

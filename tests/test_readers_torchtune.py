@@ -62,3 +62,17 @@ def test_builder_table_covers_lora_and_qlora() -> None:
     assert "torchtune.models.llama3_1.lora_llama3_1_8b" in table
     assert table["torchtune.models.llama3_1.qlora_llama3_1_8b"]["defaults"]["quantize_base"] is True
     assert all("lora_attn_modules" in entry["required"] for entry in table.values())
+
+
+def test_chunked_loss_from_the_loss_component(tmp_path: Path) -> None:
+    model = "model:\n  _component_: torchtune.models.llama3_1.lora_llama3_1_8b\n  lora_attn_modules: [q_proj]\n"
+    cases = {
+        "": False,
+        "loss:\n  _component_: torch.nn.CrossEntropyLoss\n": False,
+        "loss:\n  _component_: torchtune.modules.loss.CEWithChunkedOutputLoss\n": True,
+        "loss:\n  _component_: torchtune.modules.loss.LinearCrossEntropyLoss\n": True,
+    }
+    for loss, expected in cases.items():
+        setup = read_one(tmp_path / "lora.yaml", model + loss)
+        assert setup.get("chunked_loss") is expected, loss
+    assert setup.location_of("chunked_loss").key == "loss._component_"

@@ -49,12 +49,14 @@ def memory_facts(
     if target is None:
         return facts
     # imported here: only runs with a target GPU need it
-    from lora_lint.memory.suggestions import suggest_changes
+    from lora_lint.memory.suggestions import suggest_changes, wording_for
 
     peak, limit = estimate.peak_bytes, target["memory_bytes"]
     budget = int(limit * (1 - safety_margin))
     rank = setup.get("r")
-    suggestions = suggest_changes(shape, training, budget, rank=rank if isinstance(rank, int) else None)
+    suggestions = suggest_changes(
+        shape, training, budget, rank=rank if isinstance(rank, int) else None, wording=wording_for(setup)
+    )
     facts.update(
         memory_headroom_bytes=limit - peak,
         memory_fits=peak <= limit,

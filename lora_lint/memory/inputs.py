@@ -149,6 +149,7 @@ class TrainingInputs(Record):
             double_quant=setup.get("bnb_4bit_use_double_quant") is True,
             attn_implementation=str(setup.get("attn_implementation") or "sdpa").lower(),
             lora_dropout=float(dropout) if isinstance(dropout, (int, float)) and not isinstance(dropout, bool) else 0.0,
+            chunked_loss=setup.get("chunked_loss") is True,
             assumed=tuple(assumed),
         )
 

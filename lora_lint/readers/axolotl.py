@@ -8,6 +8,10 @@ how ``axolotl/loaders/adapter.py`` builds the ``peft.LoraConfig``:
 - ``lora_target_linear: true`` adds every linear layer to ``lora_target_modules``.
 - QLoRA loads NF4 with double quantization and computes in the training dtype, unless
   ``bnb_config_kwargs`` says otherwise.
+- The loss skips the full fp32 logits with Cut Cross-Entropy (its plugin listed in ``plugins``;
+  ``cut_cross_entropy`` defaults to true there), Liger's fused linear cross-entropy (the Liger
+  plugin and ``liger_fused_linear_cross_entropy: true``) or ``chunked_cross_entropy: true``.
+  Plugin options take effect only when their plugin is listed.
 
 axolotl drops keys its schema does not know without a word, so an ``unknown-key`` note
 here is a setting that has no effect.
@@ -82,7 +86,11 @@ DEFAULTS = {
     "sample_packing": False,
     "val_size": 0.0,
     "output_dir": "./model-out",
+    "chunked_loss": False,
 }
+
+CUT_CROSS_ENTROPY_PLUGIN = "CutCrossEntropyPlugin"  # axolotl.integrations.cut_cross_entropy.CutCrossEntropyPlugin
+LIGER_PLUGIN = "LigerPlugin"  # axolotl.integrations.liger.LigerPlugin
 
 QLORA_DEFAULTS = {"bnb_4bit_quant_type": "nf4", "bnb_4bit_use_double_quant": True}
 
@@ -163,6 +171,7 @@ def read(doc: Document) -> list[LoraSetup]:
         builder.take(setting, key)
     _attention(builder, data)
     _precision(builder, data)
+    _chunked_loss(builder, data)
     _task_type(builder, data)
     for name, key in (("datasets", "datasets"), ("val_datasets", "test_datasets")):
         if isinstance(data.get(key), list):
@@ -207,6 +216,19 @@ def _precision(builder: SetupBuilder, data: dict[str, Any]) -> None:
         for key in ("bnb_4bit_quant_type", "bnb_4bit_compute_dtype", "bnb_4bit_use_double_quant"):
             if overrides.get(key) is not None:
                 builder.take(key, "bnb_config_kwargs", key)
+
+
+def _chunked_loss(builder: SetupBuilder, data: dict[str, Any]) -> None:
+    """Whether the loss avoids the full logits; the location is the key that turns it on."""
+    plugins = data.get("plugins") if isinstance(data.get("plugins"), list) else []
+    listed = {name.rsplit(".", 1)[-1]: index for index, name in enumerate(plugins) if isinstance(name, str)}
+    if CUT_CROSS_ENTROPY_PLUGIN in listed and data.get("cut_cross_entropy") is not False:
+        key = ("cut_cross_entropy",) if "cut_cross_entropy" in data else ("plugins", listed[CUT_CROSS_ENTROPY_PLUGIN])
+        builder.setup.set("chunked_loss", True, builder.location(*key))
+    elif LIGER_PLUGIN in listed and data.get("liger_fused_linear_cross_entropy") is True:
+        builder.setup.set("chunked_loss", True, builder.location("liger_fused_linear_cross_entropy"))
+    elif data.get("chunked_cross_entropy") is True:
+        builder.setup.set("chunked_loss", True, builder.location("chunked_cross_entropy"))
 
 
 def _task_type(builder: SetupBuilder, data: dict[str, Any]) -> None:

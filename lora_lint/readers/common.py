@@ -59,6 +59,7 @@ SETTING_TYPES: dict[str, str] = {
     "gradient_checkpointing": "bool|str",
     "sample_packing": "bool",
     "attn_implementation": "str",
+    "chunked_loss": "bool",
     "val_size": "number",
     "max_samples": "int",
     "dataset_examples": "int",

@@ -9,6 +9,11 @@
   (``name: lora``, ``r``, ``lora_alpha``, ...); its LoRA plugin defaults are r 8,
   alpha 16, dropout 0.05, target "all". Unknown ``peft_config`` keys are silently ignored.
 
+``enable_liger_kernel: true`` in a ``pt`` or ``sft`` stage applies Liger's kernels with their
+defaults, which include the fused linear cross-entropy (``model/model_utils/liger_kernel.py``);
+other stages keep the logits and get Liger's plain cross-entropy, so only the first is a
+``chunked_loss``.
+
 Both read YAML with OmegaConf, which takes ``2e-4`` as a number.
 Dataset names are looked up in ``<dataset_dir>/dataset_info.json`` to find local files.
 """
@@ -72,6 +77,7 @@ DEFAULTS = {
     "learning_rate": 5e-5,
     "optimizer": "adamw_torch_fused",
     "gradient_checkpointing": True,
+    "chunked_loss": False,
     "attn_implementation": "auto",
     "val_size": 0.0,
     "torch_dtype": "auto",
@@ -213,6 +219,7 @@ def _read_flat(doc: Document) -> list[LoraSetup]:
         setup.set("init_lora_weights", "pissa", builder.location("pissa_init"))
     _quantization(builder, data)
     _precision(builder, data)
+    _chunked_loss(builder, data)
     if isinstance(data.get("disable_gradient_checkpointing"), bool):
         setup.set("gradient_checkpointing", not data["disable_gradient_checkpointing"], builder.location("disable_gradient_checkpointing"))
     _resume_adapter(builder, data)
@@ -281,6 +288,12 @@ def _precision(builder: SetupBuilder, data: dict[str, Any]) -> None:
         if data.get(key) is True:
             builder.setup.set("torch_dtype", dtype, builder.location(key))
             return
+
+
+def _chunked_loss(builder: SetupBuilder, data: dict[str, Any]) -> None:
+    if data.get("enable_liger_kernel") is True:
+        fused = data.get("stage", "sft") in ("pt", "sft")
+        builder.setup.set("chunked_loss", fused, builder.location("enable_liger_kernel"))
 
 
 def _resume_adapter(builder: SetupBuilder, data: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ carry the training context the checks need, under the neutral names of
     base_model, trust_remote_code, load_in_4bit, load_in_8bit, bnb_4bit_quant_type,
     bnb_4bit_compute_dtype, bnb_4bit_use_double_quant, torch_dtype, sequence_len,
     micro_batch_size, gradient_accumulation_steps, num_epochs, max_steps, learning_rate,
-    optimizer, gradient_checkpointing, sample_packing, attn_implementation, datasets,
+    optimizer, gradient_checkpointing, sample_packing, attn_implementation, chunked_loss, datasets,
     val_datasets, val_size, max_samples, dataset_examples, resume_adapter, output_dir, num_labels
 
 ``datasets`` is a list whose items are a path/hub id or a mapping with ``path`` (and

@@ -12,6 +12,10 @@ carries the Hugging Face names the architecture model uses (``output_proj`` -> `
 ``w1``/``w3``/``w2`` -> ``gate_proj``/``up_proj``/``down_proj``, output -> ``lm_head``).
 torchtune ignores attention module names it does not know, so ``o_proj`` adapts nothing:
 such names get an ``unknown-module`` note and are left out of ``target_modules``.
+
+``loss._component_`` names the loss; ``CEWithChunkedOutputLoss`` (upcasts one chunk of logits at a
+time) and ``LinearCrossEntropyLoss`` (projects and scores chunk by chunk) never hold the full fp32
+logits, which is what ``chunked_loss`` tells the memory estimate.
 """
 
 from __future__ import annotations
@@ -55,6 +59,9 @@ MODEL_ALIASES = {
     "dropout": "lora_dropout",
 }
 MODULE_ALIASES = {"o_proj": "output_proj", "out_proj": "output_proj", "wo": "output_proj", "wq": "q_proj", "wk": "k_proj", "wv": "v_proj"}
+
+CHUNKED_LOSSES = ("CEWithChunkedOutputLoss", "LinearCrossEntropyLoss")
+"""torchtune.modules.loss classes that never hold the full fp32 logits."""
 
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32", "float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
@@ -108,6 +115,7 @@ def read(doc: Document) -> list[LoraSetup]:
         setup.default(name, value)
     setup.default("gradient_checkpointing", False)
     setup.default("sample_packing", False)
+    setup.default("chunked_loss", False)
     return [setup]
 
 
@@ -150,6 +158,10 @@ def _flag(builder: SetupBuilder, model: dict[str, Any], key: str, defaults: dict
     return value is True
 
 
+def _is_chunked_loss(component: Any) -> Any:
+    return isinstance(component, str) and component.rsplit(".", 1)[-1] in CHUNKED_LOSSES
+
+
 def _context(builder: SetupBuilder, data: dict[str, Any]) -> None:
     setup = builder.setup
     builder.take("base_model", "checkpointer", "checkpoint_dir")
@@ -161,6 +173,7 @@ def _context(builder: SetupBuilder, data: dict[str, Any]) -> None:
     builder.take("optimizer", "optimizer", "_component_")
     builder.take("gradient_checkpointing", "enable_activation_checkpointing")
     builder.take("output_dir", "output_dir")
+    builder.take("chunked_loss", "loss", "_component_", transform=_is_chunked_loss)
     if isinstance(data.get("dtype"), str):
         setup.set("torch_dtype", DTYPES.get(data["dtype"], data["dtype"]), builder.location("dtype"))
     builder.extra("max_steps_per_epoch", "max_steps_per_epoch")
