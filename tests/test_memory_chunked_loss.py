@@ -98,3 +98,24 @@ disable_gradient_checkpointing: true
     assert "per_device_train_batch_size: 1 " in text and "cutoff_len: " in text
     assert "disable_gradient_checkpointing: false" in text
     assert "micro_batch_size" not in text and "sequence_len" not in text
+
+
+def test_chunked_output_loss_keeps_the_full_logits_in_the_activation_dtype():
+    from pathlib import Path
+
+    from lora_lint.arch import AdapterSpec, architecture_for, count_parameters
+    from lora_lint.arch.resolve import resolve_base_model
+    from lora_lint.memory.estimate import OUTPUT_CHUNKS, logits_bytes
+    from lora_lint.memory.inputs import TrainingInputs
+    from lora_lint.memory.shape import shape_from_architecture
+
+    config = resolve_base_model("meta-llama/Llama-3.1-8B", config_dir=None, cwd=Path.cwd(), user_models=None).config
+    arch = architecture_for(config)
+    shape = shape_from_architecture(arch, count_parameters(arch, AdapterSpec(r=8, target_modules=["q_proj"])))
+    base = TrainingInputs(sequence_len=2048, micro_batch_size=4, activation_bytes=2)
+    tokens, vocab = 4 * 2048, shape.vocab_size
+    assert logits_bytes(shape, base) == 12 * tokens * vocab
+    keeps = base.with_changes(chunked_loss=True, loss_keeps_logits=True)
+    assert logits_bytes(shape, keeps) == 2 * 2 * tokens * vocab + 12 * (tokens // OUTPUT_CHUNKS) * vocab
+    fused = base.with_changes(chunked_loss=True)
+    assert logits_bytes(shape, fused) < logits_bytes(shape, keeps) < logits_bytes(shape, base)

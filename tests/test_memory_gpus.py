@@ -33,7 +33,7 @@ def test_family_with_two_sizes_is_ambiguous():
 def test_unknown_name_suggests_close_ones():
     with pytest.raises(UnknownGpuError, match="RTX 4090"):
         find_gpu("4090")
-    with pytest.raises(UnknownGpuError, match="usable_memory_gb"):
+    with pytest.raises(UnknownGpuError, match="usable-memory-gb"):
         find_gpu("quantum-card")
 
 

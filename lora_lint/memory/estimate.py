@@ -217,6 +217,10 @@ def residual_bytes(t: TrainingInputs) -> int:
     return max(t.activation_bytes, _unquantized_weight_bytes(t))
 
 
+OUTPUT_CHUNKS = 8
+"""``num_output_chunks`` of torchtune's CEWithChunkedOutputLoss and axolotl's chunked cross-entropy."""
+
+
 def logits_bytes(shape: ModelShape, t: TrainingInputs) -> int:
     """Memory of the output logits and the loss at their peak, in the loss's backward.
 
@@ -230,8 +234,14 @@ def logits_bytes(shape: ModelShape, t: TrainingInputs) -> int:
     A fused linear + cross-entropy loss (Liger-Kernel, Cut Cross-Entropy) computes the
     same over row chunks; Liger's chunk is ``tokens / ceil(vocab / hidden)`` rows rounded
     up to a power of two, so only that many rows of the three copies exist.
+
+    A chunked-output loss (torchtune's ``CEWithChunkedOutputLoss``, axolotl's
+    ``chunked_cross_entropy``) still builds the full ``c``-byte logits and their ``c``-byte
+    gradient, and upcasts one of its 8 chunks at a time (both frameworks' default count).
     """
     rows = t.tokens
+    if t.chunked_loss and t.loss_keeps_logits:
+        return 2 * t.activation_bytes * rows * shape.vocab_size + 12 * math.ceil(rows / OUTPUT_CHUNKS) * shape.vocab_size
     if t.chunked_loss:
         chunk = math.ceil(rows / math.ceil(shape.vocab_size / shape.hidden_size))
         rows = min(rows, 1 << (chunk - 1).bit_length())

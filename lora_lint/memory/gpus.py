@@ -94,7 +94,7 @@ def find_gpu(name: str) -> Gpu:
         import difflib  # imported here: ~1 ms of start-up, only an unknown name needs it
 
         close = [_BY_KEY[k] for k in difflib.get_close_matches(key, _BY_KEY, n=3, cutoff=0.6)]
-        hint = f"; did you mean {', '.join(close)}?" if close else "; set usable_memory_gb for other cards"
+        hint = f"; did you mean {', '.join(close)}?" if close else "; set usable-memory-gb in [tool.lora-lint] (or --usable-memory-gb) for other cards"
         raise UnknownGpuError(f"unknown GPU {name!r}{hint}")
     return Gpu(canonical, _CATALOG_MIB[canonical] * MIB)
 

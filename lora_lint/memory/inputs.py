@@ -100,6 +100,9 @@ class TrainingInputs(Record):
     lora_dropout: float = 0.0
     chunked_loss: bool = False
     """A fused linear + cross-entropy loss (Liger, Cut Cross-Entropy) that never builds full logits."""
+    loss_keeps_logits: bool = False
+    """A chunked loss that still builds the full logits and only upcasts one chunk at a time (torchtune's
+    ``CEWithChunkedOutputLoss``, axolotl's ``chunked_cross_entropy``)."""
     assumed: tuple[str, ...] = ()
 
     @property
@@ -150,6 +153,7 @@ class TrainingInputs(Record):
             attn_implementation=str(setup.get("attn_implementation") or "sdpa").lower(),
             lora_dropout=float(dropout) if isinstance(dropout, (int, float)) and not isinstance(dropout, bool) else 0.0,
             chunked_loss=setup.get("chunked_loss") is True,
+            loss_keeps_logits=setup.extras.get("loss_keeps_logits") is True,
             assumed=tuple(assumed),
         )
 

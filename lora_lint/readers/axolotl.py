@@ -229,6 +229,7 @@ def _chunked_loss(builder: SetupBuilder, data: dict[str, Any]) -> None:
         builder.setup.set("chunked_loss", True, builder.location("liger_fused_linear_cross_entropy"))
     elif data.get("chunked_cross_entropy") is True:
         builder.setup.set("chunked_loss", True, builder.location("chunked_cross_entropy"))
+        builder.setup.extras["loss_keeps_logits"] = True  # it upcasts chunk by chunk but builds the full logits
 
 
 def _task_type(builder: SetupBuilder, data: dict[str, Any]) -> None:

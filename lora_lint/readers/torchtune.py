@@ -174,6 +174,9 @@ def _context(builder: SetupBuilder, data: dict[str, Any]) -> None:
     builder.take("gradient_checkpointing", "enable_activation_checkpointing")
     builder.take("output_dir", "output_dir")
     builder.take("chunked_loss", "loss", "_component_", transform=_is_chunked_loss)
+    loss = builder.value("loss", "_component_")
+    if isinstance(loss, str) and loss.endswith("CEWithChunkedOutputLoss"):
+        setup.extras["loss_keeps_logits"] = True  # it upcasts chunk by chunk but builds the full logits
     if isinstance(data.get("dtype"), str):
         setup.set("torch_dtype", DTYPES.get(data["dtype"], data["dtype"]), builder.location("dtype"))
     builder.extra("max_steps_per_epoch", "max_steps_per_epoch")
