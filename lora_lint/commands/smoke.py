@@ -32,6 +32,12 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         print("lora-lint smoke needs torch: pip install 'lora-lint[torch]'", file=sys.stderr)
         return EXIT_ERROR
+    import logging
+    import warnings
+
+    # Chatter the user cannot act on: bitsandbytes' optional CPU kernel, transformers/peft deprecation notes.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft)\b")
     from lora_lint.document import InputError
     from lora_lint.engine import Linter
     from lora_lint.project import ProjectConfigError, load_project
