@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 
+from lora_lint.near_miss import closest
 from lora_lint.rulepack import SEVERITY_RANK
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable
     from pathlib import Path
     from typing import Any
 
@@ -71,8 +71,8 @@ class Project:
         """Take the values of a ``[tool.lora-lint]`` table, checking names and types."""
         for key, value in table.items():
             if key not in KEYS:
-                near = _close_matches(key, KEYS)
-                hint = f" (did you mean {near[0]!r}?)" if near else ""
+                near = closest(key, KEYS)
+                hint = f" (did you mean {near!r}?)" if near else ""
                 raise ProjectConfigError(f"{where}: unknown setting {key!r}{hint}")
             expected = KEYS[key]
             if not isinstance(value, expected) or isinstance(value, bool):
@@ -105,15 +105,11 @@ class Project:
         for ref in referenced:
             if ref in codes_and_names or ref == "ALL" or any(code.startswith(ref) for code in codes_and_names if ref[:2] == code[:2]):
                 continue
-            near = _close_matches(ref, codes_and_names)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            near = closest(ref, codes_and_names)
+            hint = f" (did you mean {near!r}?)" if near else ""
             raise ProjectConfigError(f"{self.source or 'settings'}: unknown rule {ref!r}{hint}")
 
 
-def _close_matches(word: str, candidates: Iterable[str]) -> list[str]:
-    import difflib  # imported here: ~1 ms of start-up, only a settings mistake needs it
-
-    return difflib.get_close_matches(word, candidates, n=1)
 
 
 def find_settings(start: str | os.PathLike[str]) -> str | None:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from lora_lint.arch.counting import AdapterSpec, ParamCount, count_parameters
 from lora_lint.arch.families import SEQ_CLS, UnsupportedArchitecture, architecture_for
 from lora_lint.arch.model import EMBEDDING, Architecture
+from lora_lint.near_miss import closest
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms of start-up; annotations stay strings
 if TYPE_CHECKING:
@@ -246,9 +247,7 @@ def _target_facts(setup: LoraSetup, arch: Architecture, spec: AdapterSpec, count
 
 
 def _near_miss(target: str, valid: list[str]) -> str | None:
-    import difflib  # imported here: ~1 ms of start-up, only configs with unknown targets need it
-
-    return next(iter(difflib.get_close_matches(target, valid, n=1, cutoff=_NEAR_MISS)), None)
+    return closest(target, valid, cutoff=_NEAR_MISS)
 
 
 def _head_facts(arch: Architecture, spec: AdapterSpec, count: ParamCount) -> dict[str, Any]:

@@ -27,10 +27,10 @@ def run(args: argparse.Namespace) -> int:
         if wanted.upper() == rule.code or wanted == rule.name:
             print(explain(rule))
             return 0
-    import difflib
+    from lora_lint.near_miss import closest
 
-    near = difflib.get_close_matches(wanted, [r.name for r in rules] + [r.code for r in rules], n=1)
-    hint = f" (did you mean {near[0]}?)" if near else ""
+    near = closest(wanted, [r.name for r in rules] + [r.code for r in rules])
+    hint = f" (did you mean {near}?)" if near else ""
     print(f"lora-lint: no rule {wanted!r}{hint}; `lora-lint rules` lists them", file=sys.stderr)
     return 2
 

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import cache
 
+from lora_lint import near_miss
 from lora_lint.document import Document, KeyPath, key_string
 from lora_lint.lora_setup import UNKNOWN, KeyUse, Location, LoraSetup, ReaderNote
 from lora_lint.readers.dataset_size import total_examples
@@ -249,10 +250,7 @@ class SetupBuilder:
 
 def closest(key: str, known: Iterable[str]) -> str | None:
     """The known key a misspelled ``key`` most likely meant (difflib ratio of at least 0.8)."""
-    import difflib  # only files with an unknown key pay for it
-
-    matches = difflib.get_close_matches(key, list(known), n=1, cutoff=0.8)
-    return matches[0] if matches else None
+    return near_miss.closest(key, known, cutoff=0.8)
 
 
 def split_names(value: Any) -> Any:
