@@ -34,6 +34,7 @@ class RuntimeOptions:
     steps: int = DEFAULT_STEPS
     seed: int = 0
     trust_remote_code: bool = False
+    reference: bool = True  # also train the reference adapter (alpha = 2r): the yardstick for slow learning
 
 
 @dataclass
@@ -42,6 +43,7 @@ class SmokeResult:
     symptoms: list[Any]  # Symptom
     settings: dict[str, Any]
     data: dict[str, Any]
+    reference: Any = None  # RunRecord of the reference adapter, when one was trained
 
 
 @dataclass
@@ -221,9 +223,25 @@ class ConfigCheck:
         self.timings["smoke"] = elapsed
         if record.losses:
             self.timings["step_mean"] = elapsed / len(record.losses)
+        reference = self._reference_run(built, data, settings)
         data_info = {"source": data.source, "tokenizer": data.tokenizer, "description": data.description,
                      "train_sequences": len(data.train), "val_sequences": len(data.val)}  # fmt: skip
-        return SmokeResult(record, diagnose(record), settings.as_dict(), data_info)
+        return SmokeResult(record, diagnose(record, reference), settings.as_dict(), data_info, reference)
+
+    def _reference_run(self, built: BuiltModel, data: TaskData, settings: Any) -> Any:
+        """The same run with the reference adapter (alpha = 2r); None when opted out or identical."""
+        from lora_lint.runtime.reference import differs_from_reference, reference_adapter
+        from lora_lint.runtime.train import smoke_train
+
+        if not self.options.reference or not differs_from_reference(built.model):
+            return None
+        started = time.perf_counter()
+        try:
+            with reference_adapter(built.model):
+                return smoke_train(built, data.train, data.val, settings, vocab_size=_vocab_size(built))
+        finally:
+            self.restore_initial_weights()
+            self.timings["reference"] = time.perf_counter() - started
 
     def _settings(self, built: BuiltModel) -> Any:
         from lora_lint.runtime.train import RunSettings
@@ -303,6 +321,9 @@ class ConfigCheck:
         if smoke is not None:
             build["run"] = smoke.settings
             build["data"] = smoke.data
+            if smoke.reference is not None:
+                build["reference"] = {"lora_alpha_per_r": 2, "losses": smoke.reference.losses,
+                                      "val_losses": [list(pair) for pair in smoke.reference.val_losses]}  # fmt: skip
         record = smoke.record if smoke else None
         return {
             "path": self.path,

@@ -139,18 +139,20 @@ def divergence(
     min_rise: float = 0.3,
     patience: int = 5,
     max_update_ratio: float = 100.0,
+    significance: float = 0.05,
 ) -> Symptom | None:
-    """Non-finite values, a loss that climbs back well above its best, or weights that run away.
+    """Non-finite values, or a loss that climbs back above its best and stays there.
 
     ``smoothing``: exponential smoothing weight (about a 6-step memory), so single noisy
     batches do not count. The smoothed loss must stay above its best by ``rise_fraction``
     of that best (at least ``min_rise`` nats) for the last ``patience`` steps: healthy
     runs on a few dozen batches wobble by a few hundredths of a nat.
-    ``max_update_ratio``: fine-tuning updates stay well below the weights they adapt
-    (||dW|| / ||W|| around 0.1 in the LoRA paper). The run records the cheap upper bound
-    scale * ||B|| * ||A|| / ||W||, which reads a few times high and reaches ~10 when a
-    handful of examples is memorized; a hundred times the layer means the optimizer is
-    throwing the adapter around, even where normalization keeps the loss bounded.
+    ``max_update_ratio``: the recorded bound scale * ||B|| * ||A|| / ||W|| (fine-tuning
+    updates sit near 0.1 in the LoRA paper; it reads a few times high) is evidence, not a
+    verdict: against the tiny norms of random weights a healthy adapter passes 100x while
+    both losses fall. It decides only together with a loss that does not fall (no
+    significant downward trend, Mann-Kendall at ``significance``, and no held-out gain),
+    where normalization keeps a thrown-around adapter's loss bounded but useless.
     """
     for step, loss in enumerate(record.losses):
         norm = record.grad_norms[step] if step < len(record.grad_norms) else 0.0
@@ -162,14 +164,7 @@ def divergence(
                 {"step": step, "loss": loss, "grad_norm": norm},
             )
     worst_ratio = max(record.update_ratios, default=0.0)
-    if not math.isfinite(worst_ratio) or worst_ratio > max_update_ratio:
-        step = next(i for i, v in enumerate(record.update_ratios) if not (v <= max_update_ratio))
-        return Symptom(
-            "divergence",
-            f"the adapter's update grew to {worst_ratio:.3g}x the norm of the layer it adapts (step {step} "
-            f"passed {max_update_ratio:g}x): the learning rate {record.learning_rate:g} is far too high",
-            {"max_update_ratio": worst_ratio, "step": step, "threshold": max_update_ratio},
-        )
+    ratio_evidence = {"max_update_ratio": worst_ratio, "update_ratio_threshold": max_update_ratio}
     if len(record.losses) < patience + 2:
         return None
     smooth = _smoothed(record.losses, smoothing)
@@ -184,13 +179,34 @@ def divergence(
             "divergence",
             f"the smoothed loss rose to {smooth[-1]:.3f}, {rises[-1]:.3f} above its best {best:.3f}, and stayed "
             f"there for {patience}+ steps: lower the learning rate ({record.learning_rate:g}) or add warmup",
-            {"best_smoothed": best, "last_smoothed": smooth[-1], "rise": rises[-1], "allowed_rise": allowed},
+            {"best_smoothed": best, "last_smoothed": smooth[-1], "rise": rises[-1], "allowed_rise": allowed,
+             **ratio_evidence},
+        )  # fmt: skip
+    runaway = not math.isfinite(worst_ratio) or worst_ratio > max_update_ratio
+    if runaway and not _loss_falls(record, significance):
+        step = next(i for i, v in enumerate(record.update_ratios) if not (v <= max_update_ratio))
+        return Symptom(
+            "divergence",
+            f"the adapter's update grew to {worst_ratio:.3g}x the norm of the layer it adapts (step {step} "
+            f"passed {max_update_ratio:g}x) while the loss stopped falling: the learning rate "
+            f"{record.learning_rate:g} throws the adapter around",
+            {**ratio_evidence, "step": step},
         )
     return None
 
 
+def _loss_falls(record: RunRecord, significance: float) -> bool:
+    """A significant downward trend over the second half of training, or held-out loss at a new best."""
+    half = record.losses[len(record.losses) // 2 :]
+    if len(half) >= 3 and mann_kendall(half).decreasing(significance):
+        return True
+    values = [v for _, v in record.val_losses]
+    return len(values) >= 2 and values[-1] < values[0] and values[-1] <= min(values)
+
+
 def plateau(
     record: RunRecord,
+    reference: RunRecord | None = None,
     *,
     min_steps: int = 10,
     window_fraction: float = 0.5,
@@ -198,9 +214,11 @@ def plateau(
     min_improvement: float = 0.05,
     min_val_improvement: float = 0.01,
     edge: int = 5,
+    min_reference_fraction: float = 0.3,
 ) -> Symptom | None:
-    """The loss neither falls now (Mann-Kendall) nor fell overall (total improvement).
+    """A loss that is flat, or that falls far slower than a reference adapter's.
 
+    Flat: the loss neither falls now (Mann-Kendall) nor fell overall (total improvement).
     Both must hold: a run that learned fast and then saturated has a flat recent window
     but a large total improvement, and that is convergence, not a plateau.
     ``window_fraction``: the recent window is the last half of the run.
@@ -210,8 +228,14 @@ def plateau(
     1-2 %; a learning adapter gains far more within a few dozen steps.
     ``min_val_improvement``: 1 % of the first held-out loss. Held-out batches are the
     same at every evaluation, so this figure has no batch noise: an adapter that does not
-    learn moves it by 0.1 % or less, while a slow one (a random-weight proxy of a narrow
-    model, q/v only at alpha/r = 1) still gains more than 1 % in 30 steps.
+    learn moves it by 0.1 % or less.
+
+    Slow ("decreases very slowly"): an absolute bar cannot tell a slow adapter from a
+    slow model, so ``reference`` is the same model, data, batches and seed trained with
+    the reference adapter (alpha = 2r at the config's learning rate). The config's gain
+    (held-out when both runs evaluated, else training) below ``min_reference_fraction``
+    of the reference's is a plateau. At a third: alpha = r, half the reference's scale,
+    gains about half as much and passes; an adapter six times slower does not.
     """
     losses = record.losses
     if len(losses) < min_steps or not _finite(losses):
@@ -223,7 +247,7 @@ def plateau(
     improvement = (start - end) / abs(start) if start else 0.0
     values = [v for _, v in record.val_losses]
     val_improvement = (values[0] - min(values)) / abs(values[0]) if len(values) >= 2 and values[0] else None
-    evidence = {
+    evidence: dict[str, Any] = {
         "window_steps": len(window),
         "sen_slope": trend.sen_slope,
         "mann_kendall_z": trend.z,
@@ -234,16 +258,47 @@ def plateau(
         "val_improvement": val_improvement,
     }
     learning = improvement >= min_improvement or (val_improvement or 0.0) >= min_val_improvement
-    if trend.decreasing(significance) or learning:
+    if not (trend.decreasing(significance) or learning):
+        held_out = f", held-out {val_improvement:+.1%}" if val_improvement is not None else ""
+        return Symptom(
+            "plateau",
+            f"the loss is flat: {start:.3f} -> {end:.3f} ({improvement:+.1%}{held_out}) with no falling trend over "
+            f"the last {len(window)} steps (Sen's slope {trend.sen_slope:.2g}/step, p = {trend.p_value:.2f}): "
+            f"suspect the update scale (lora_alpha / r), the rank, or the learning rate ({record.learning_rate:g})",
+            evidence,
+        )
+    if reference is None or len(reference.losses) < min_steps or not _finite(reference.losses):
         return None
-    held_out = f", held-out {val_improvement:+.1%}" if val_improvement is not None else ""
+    basis, gain, reference_gain = _paired_gains(record, reference, edge)
+    reference_learned = reference_gain > 0 and plateau(reference, min_steps=min_steps, edge=edge) is None
+    if not reference_learned:
+        return None  # the yardstick itself did not learn: nothing to compare against
+    ratio = gain / reference_gain
+    evidence.update({"reference_basis": basis, "gain": gain, "reference_gain": reference_gain,
+                     "reference_ratio": ratio, "min_reference_fraction": min_reference_fraction})  # fmt: skip
+    if ratio >= min_reference_fraction:
+        return None
     return Symptom(
         "plateau",
-        f"the loss is flat: {start:.3f} -> {end:.3f} ({improvement:+.1%}{held_out}) with no falling trend over the "
-        f"last {len(window)} steps (Sen's slope {trend.sen_slope:.2g}/step, p = {trend.p_value:.2f}): suspect the "
-        f"update scale (lora_alpha / r), the rank, or the learning rate ({record.learning_rate:g})",
+        f"the loss decreases very slowly: the adapter gained {gain:.3f} nats of {basis} loss where the reference "
+        f"adapter (alpha = 2r, same model, data, batches and learning rate) gained {reference_gain:.3f} "
+        f"({ratio:.0%} of it): the update scale lora_alpha / r is the likely cause; raise lora_alpha (or the rank "
+        f"with it), then check the learning rate ({record.learning_rate:g})",
         evidence,
     )
+
+
+def _paired_gains(record: RunRecord, reference: RunRecord, edge: int) -> tuple[str, float, float]:
+    """How much each run improved: held-out (fixed batches, no noise) when both evaluated, else training."""
+    values = [v for _, v in record.val_losses]
+    reference_values = [v for _, v in reference.val_losses]
+    if len(values) >= 2 and len(reference_values) >= 2 and _finite(values + reference_values):
+        return "held-out", values[0] - min(values), reference_values[0] - min(reference_values)
+
+    def training_gain(losses: list[float]) -> float:
+        return statistics.median(losses[:edge]) - statistics.median(losses[-edge:])
+
+    return "training", training_gain(record.losses), training_gain(reference.losses)
 
 
 def overfit(
@@ -251,47 +306,63 @@ def overfit(
     *,
     min_evaluations: int = 5,
     recent: int = 3,
-    min_rise_fraction: float = 0.1,
+    significance: float = 0.05,
+    min_rise_of_gain: float = 0.1,
+    min_rise_fraction: float = 0.005,
     edge: int = 3,
 ) -> Symptom | None:
-    """Held-out loss well above its earlier best while the training loss keeps falling.
+    """Held-out loss rising from its minimum with a significant trend while training loss falls.
 
-    ``recent``: the median of the last three evaluations is compared with the best
-    evaluation before them, so one unlucky (or lucky) evaluation decides nothing; a run
-    that saturates wobbles around its best and stays quiet.
-    ``min_rise_fraction``: that median must exceed the earlier best by 5 %, and the
-    held-out/training gap must have grown by at least as much.
+    From the best evaluation on, at least ``recent`` more evaluations must rise with a
+    one-sided Mann-Kendall trend at ``significance`` (best plus three strictly rising
+    evaluations is the smallest significant case), so one unlucky evaluation decides
+    nothing. The rise (median of the last ``recent`` evaluations above the best) must
+    also give back ``min_rise_of_gain`` of what held-out loss had gained before its best,
+    and at least ``min_rise_fraction`` of it: held-out batches are fixed, so this is not
+    noise, and a saturated run that wobbles around its best by thousandths stays quiet.
+    Both are ratios, so the verdict does not depend on the loss scale. The training loss
+    must have fallen over the same span, which makes the generalization gap widen.
     """
     evaluations = record.val_losses
     if len(evaluations) < min_evaluations or not _finite([v for _, v in evaluations]):
         return None
-    earlier = evaluations[:-recent]
-    best_step, best_val = min(earlier, key=lambda pair: pair[1])
+    values = [v for _, v in evaluations]
+    best_index = values.index(min(values))
+    best_step, best_val = evaluations[best_index]
+    since_best = values[best_index:]
+    if len(since_best) < recent + 1:
+        return None
+    trend = mann_kendall(since_best)
     last_step = evaluations[-1][0]
-    late_val = statistics.median(v for _, v in evaluations[-recent:])
+    late_val = statistics.median(values[-recent:])
     rise = late_val - best_val
+    gain = values[0] - best_val
     train_at_best = _train_loss_near(record.losses, best_step, edge)
     train_at_last = _train_loss_near(record.losses, last_step, edge)
     gap_at_best, gap_at_last = best_val - train_at_best, late_val - train_at_last
+    threshold = max(min_rise_of_gain * gain, min_rise_fraction * abs(best_val))
     evidence = {
         "best_val_step": best_step,
         "best_val_loss": best_val,
         "recent_val_loss": late_val,
         "val_rise": rise,
+        "rise_threshold": threshold,
+        "mann_kendall_z": trend.z,
+        "p_value": trend.p_value,
         "train_at_best": train_at_best,
         "train_at_last": train_at_last,
         "gap_at_best": gap_at_best,
         "gap_at_last": gap_at_last,
     }
-    threshold = min_rise_fraction * abs(best_val)
-    if rise <= threshold or train_at_last >= train_at_best or gap_at_last - gap_at_best <= threshold:
+    rising = trend.z > 0 and trend.p_value / 2 < significance
+    if not rising or rise <= threshold or train_at_last >= train_at_best or gap_at_last <= gap_at_best:
         return None
     return Symptom(
         "overfit",
         f"held-out loss rose from {best_val:.3f} (step {best_step}) to {late_val:.3f} (median of the last {recent} "
-        f"evaluations) while the training loss fell from {train_at_best:.3f} to {train_at_last:.3f}; the gap grew "
-        f"from {gap_at_best:.3f} to {gap_at_last:.3f}: more data, fewer steps or epochs, a smaller rank, or more "
-        "lora_dropout/weight decay",
+        f"evaluations, rising trend p = {trend.p_value / 2:.3f}) while the training loss fell from "
+        f"{train_at_best:.3f} to {train_at_last:.3f}; the gap grew from {gap_at_best:.3f} to {gap_at_last:.3f}: "
+        "more data, fewer steps or epochs, a smaller rank (4-8), lora_dropout 0.1-0.2, weight decay",
         evidence,
     )
 
@@ -314,6 +385,15 @@ DETECTORS: dict[str, Callable[[RunRecord], Symptom | None]] = {
 SYMPTOM_NAMES = tuple(DETECTORS)
 
 
-def diagnose(record: RunRecord) -> list[Symptom]:
-    """Every symptom the record shows, in the order of :data:`SYMPTOM_NAMES`."""
-    return [symptom for detect in DETECTORS.values() if (symptom := detect(record)) is not None]
+def diagnose(record: RunRecord, reference: RunRecord | None = None) -> list[Symptom]:
+    """Every symptom the record shows, in the order of :data:`SYMPTOM_NAMES`.
+
+    ``reference`` is the reference adapter's run on the same batches (see :func:`plateau`);
+    without it, slow learning is judged on the absolute bars alone.
+    """
+    found = []
+    for detect in DETECTORS.values():
+        symptom = plateau(record, reference) if detect is plateau else detect(record)
+        if symptom is not None:
+            found.append(symptom)
+    return found
