@@ -307,7 +307,7 @@ def overfit(
     min_evaluations: int = 5,
     recent: int = 3,
     significance: float = 0.05,
-    min_rise_of_gain: float = 0.1,
+    min_rise_of_gain: float = 0.05,
     min_rise_fraction: float = 0.005,
     edge: int = 3,
 ) -> Symptom | None:
@@ -317,8 +317,8 @@ def overfit(
     one-sided Mann-Kendall trend at ``significance`` (best plus three strictly rising
     evaluations is the smallest significant case), so one unlucky evaluation decides
     nothing. The rise (median of the last ``recent`` evaluations above the best) must
-    also give back ``min_rise_of_gain`` of what held-out loss had gained before its best,
-    and at least ``min_rise_fraction`` of it: held-out batches are fixed, so this is not
+    also give back ``min_rise_of_gain`` (5 %) of what held-out loss had gained before its best,
+    and at least ``min_rise_fraction`` (0.5 %) of its value: held-out batches are fixed, so this is not
     noise, and a saturated run that wobbles around its best by thousandths stays quiet.
     Both are ratios, so the verdict does not depend on the loss scale. The training loss
     must have fallen over the same span, which makes the generalization gap widen.

@@ -97,7 +97,7 @@ def smoke_train(
     if _adapter_starts_as_no_op(built.setup.get("init_lora_weights", True)):
         record.base_loss = base_loss
     val_batches = [[t.to(device) for t in collate(val[i : i + settings.batch_size])] for i in range(0, len(val), settings.batch_size)]  # fmt: skip
-    watch = _GradientWatch(named)
+    watch = GradientWatch(named)
     batch = first
     for step in range(settings.steps):
         if val_batches and step % settings.eval_every == 0:
@@ -173,7 +173,7 @@ def _grad_norm(named: list[tuple[str, Any]]) -> float:
     return math.sqrt(total) if math.isfinite(total) else total
 
 
-class _GradientWatch:
+class GradientWatch:
     """Which trainable tensors get no gradient, or only zeros, in the first steps.
 
     lora_A's gradient is B^T times the upstream gradient, so it is zero while its
