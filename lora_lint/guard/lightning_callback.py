@@ -9,6 +9,7 @@ metrics (``eval_metric``, default ``val_loss``). Stopping sets ``trainer.should_
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,9 @@ except ImportError:  # the standalone package name
 
 from lora_lint.guard.core import Guard
 from lora_lint.guard.decision import Decision
-from lora_lint.guard.trackers import report_to_trackers
+from lora_lint.guard.trackers import report_to_trackers, tracker_metrics
+
+log = logging.getLogger("lora_lint.guard")
 
 
 class LoraGuardLightningCallback(Callback):
@@ -94,4 +97,11 @@ class LoraGuardLightningCallback(Callback):
 
         if torch.cuda.is_available():
             peak = int(torch.cuda.max_memory_allocated())
-        report_to_trackers(self.guard.finish(measured_peak_bytes=peak))
+        decision = self.guard.finish(measured_peak_bytes=peak)
+        report_to_trackers(decision)
+        numbers = {k: v for k, v in tracker_metrics(decision).items() if isinstance(v, (int, float))}
+        for logger in trainer.loggers:
+            try:
+                logger.log_metrics(numbers, step=trainer.global_step)
+            except Exception as exc:  # noqa: BLE001 - a logger hiccup must not fail the run's end
+                log.warning("lora-guard: could not log to %s: %s", type(logger).__name__, exc)
