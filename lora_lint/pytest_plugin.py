@@ -16,6 +16,7 @@ only when ``--lora-check`` is given. The markers work in every run.
 from __future__ import annotations
 
 import fnmatch
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ CUDA_ITEM_KINDS = ("static", "shapes", "memory", "smoke")  # measured peak memor
 GIB = 1024**3
 SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2}
 _SESSION = pytest.StashKey["LoraSession"]()
+_WORKER_ENTRIES = "lora_report_entries"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -50,6 +52,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--lora-seed", type=int, default=0, metavar="N", help="seed for weights, data and batches (default: 0)"
     )
+    group.addoption("--lora-no-reference", action="store_true",
+                    help="skip the reference adapter's run (alpha = 2r), which doubles smoke time for configs "
+                         "with another alpha/r; slow learning is then judged on absolute bars only")  # fmt: skip
     parser.addini("lora_check_paths", type="args", default=[],
                   help="config files, folders or globs that --lora-check checks besides the collected paths")  # fmt: skip
 
@@ -197,6 +202,7 @@ class LoraSession:
             steps=config.getoption("lora_steps"),
             seed=config.getoption("lora_seed"),
             trust_remote_code=config.getoption("lora_trust_remote_code"),
+            reference=not config.getoption("lora_no_reference"),
         )
         if self.options.device == "cuda":
             import torch
@@ -210,6 +216,7 @@ class LoraSession:
         self._linter: Any = None
         self._project: Any = None
         self._discovered: list[str] | None = None
+        self.worker_entries: list[dict[str, Any]] = []  # report entries from pytest-xdist workers
 
     # -- hooks ----------------------------------------------------------------------------
 
@@ -233,9 +240,25 @@ class LoraSession:
         item.check.items[item.kind] = {"outcome": report.outcome, "message": message}
 
     def pytest_sessionfinish(self) -> None:
+        entries = [check.report_entry() for check in self.checks.values() if check.items]
+        workeroutput = getattr(self.config, "workeroutput", None)
+        if workeroutput is not None:  # a pytest-xdist worker: hand the entries to the controller
+            from lora_lint.runtime.report import json_safe
+
+            workeroutput[_WORKER_ENTRIES] = json.dumps(json_safe(entries))
+            return
         report = self.config.getoption("lora_report")
         if report:
-            self.write_report(Path(report))
+            from lora_lint.runtime.report import merge_entries, write_report
+
+            write_report(Path(report), merge_entries(entries + self.worker_entries))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """pytest-xdist: a worker finished; its configs' entries join the controller's report."""
+        raw = getattr(node, "workeroutput", {}).get(_WORKER_ENTRIES)
+        if raw:
+            self.worker_entries.extend(json.loads(raw))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         report = self.config.getoption("lora_report")
@@ -392,11 +415,6 @@ class LoraSession:
             raise LoraCheckFailure(f"{check.path}: smoke run ({len(result.record.losses)} steps):\n  " + "\n  ".join(lines))  # fmt: skip
 
     # -- report ---------------------------------------------------------------------------
-
-    def write_report(self, path: Path) -> None:
-        from lora_lint.runtime.report import write_report
-
-        write_report(path, [check.report_entry() for check in self.checks.values() if check.items])
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -19,6 +19,22 @@ def write_report(path: Path, entries: list[dict[str, Any]]) -> None:
     path.write_text(text + "\n", encoding="utf-8")
 
 
+def merge_entries(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per config, sorted by path: pytest-xdist spreads a config's items over workers,
+    and each worker reports the items it ran. The first non-empty value of a field wins."""
+    merged: dict[str, dict[str, Any]] = {}
+    for entry in entries:
+        into = merged.setdefault(entry["path"], {})
+        for key, value in entry.items():
+            if key in ("items", "timings"):
+                into[key] = {**into.get(key, {}), **value}
+            elif value not in (None, [], {}, "") and into.get(key) in (None, [], {}, ""):
+                into[key] = value
+            else:
+                into.setdefault(key, value)
+    return [merged[path] for path in sorted(merged)]
+
+
 def json_safe(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
