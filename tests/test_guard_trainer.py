@@ -205,3 +205,28 @@ def test_bad_options_fail_at_construction():
         LoraGuardCallback(on_overfit="panic")
     with pytest.raises(ValueError, match="window"):
         LoraGuardCallback(window=(0.3, 0.2))
+
+
+def test_trl_sft_trainer_is_stopped_on_a_plateau(tmp_path):
+    pytest.importorskip("trl")
+    from datasets import Dataset
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+    from trl import SFTConfig, SFTTrainer
+
+    from lora_lint.guard import LoraGuardCallback
+    from tests.guard_models import VOCAB
+
+    vocabulary = {f"t{i}": i for i in range(VOCAB)}
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel(vocabulary, unk_token="t0")),
+                                        pad_token="t0", eos_token="t1")  # fmt: skip
+    args = SFTConfig(output_dir=str(tmp_path), max_steps=100, logging_steps=2, per_device_train_batch_size=8,
+                     learning_rate=1e-2, report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True,
+                     lr_scheduler_type="constant")  # fmt: skip
+    callback = LoraGuardCallback()
+    trainer = SFTTrainer(model=tiny_lora_model(lora_alpha=1e-4), args=args, processing_class=tokenizer,
+                         train_dataset=Dataset.from_dict({"input_ids": counting_sequences(256, 0)}),
+                         callbacks=[callback])  # fmt: skip
+    trainer.train()
+    assert callback.decision.symptom == "plateau" and 10 <= callback.decision.step <= 20
+    assert trainer.state.global_step == callback.decision.step
