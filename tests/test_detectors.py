@@ -218,3 +218,73 @@ def test_diagnose_runs_every_detector_in_order():
     assert tuple(DETECTORS) == SYMPTOM_NAMES
     names = [s.name for s in diagnose(run(noisy([7.0] * 30, 0.1), grads_zero=["x.lora_B"]))]
     assert names == ["dead-adapter", "plateau"]
+
+
+# -- recorded runs: the three cases the detectors once got wrong -------------------------
+
+
+def recorded(name: str) -> tuple[RunRecord, RunRecord | None]:
+    """A real smoke run of a planted scenario (tests/scenarios/recorded/, from benchmarks/detection_table.py)."""
+    import json
+    from pathlib import Path
+
+    data = json.loads((Path(__file__).parent / "scenarios" / "recorded" / f"{name}.json").read_text())
+
+    def record(fields):
+        if fields is None:
+            return None
+        return RunRecord(**{**fields, "val_losses": [tuple(pair) for pair in fields["val_losses"]]})
+
+    return record(data["record"]), record(data["reference"])
+
+
+def test_a_large_update_ratio_while_both_losses_fall_is_not_divergence():
+    record, _ = recorded("healthy-tiny-lr-high")
+    assert max(record.update_ratios) > 100  # the old verdict's trigger
+    assert record.losses[-1] < record.losses[0] - 0.5 and record.val_losses[-1][1] < record.val_losses[0][1] - 0.5
+    assert diagnose(record) == []
+
+
+def test_a_modest_but_significant_held_out_rise_is_overfit_whatever_the_loss_scale():
+    record, _ = recorded("overfit-memorize")
+    symptom = overfit(record)
+    assert symptom is not None
+    assert symptom.evidence["val_rise"] < 0.1 * symptom.evidence["best_val_loss"]  # the old 10 % rule missed it
+    for factor in (0.1, 10.0):
+        scaled = run([v * factor for v in record.losses], [(s, v * factor) for s, v in record.val_losses])
+        assert overfit(scaled) is not None
+
+
+def test_slow_learning_is_a_plateau_only_against_the_reference():
+    record, reference = recorded("alpha-slow")
+    assert record.losses[-1] < record.losses[0]  # it does learn, slowly: the absolute bars pass it
+    assert plateau(record) is None
+    symptom = plateau(record, reference)
+    assert symptom is not None and symptom.evidence["reference_ratio"] < 0.3
+    assert "lora_alpha" in symptom.message and [s.name for s in diagnose(record, reference)] == ["plateau"]
+
+
+def test_half_the_reference_gain_is_healthy():
+    val = [(s, 7.0 - 0.05 * s) for s in range(0, 31, 3)]
+    reference_val = [(s, 7.0 - 0.1 * s) for s in range(0, 31, 3)]
+    record = run(noisy(exponential(7.0, 5.0, 0.05, 30), 0.05), val)
+    reference = run(noisy(exponential(7.0, 4.0, 0.05, 30), 0.05), reference_val)
+    assert plateau(record, reference) is None
+
+
+def test_a_reference_that_did_not_learn_is_no_yardstick():
+    slow = run(noisy([7.0 - 0.01 * i for i in range(30)], 0.02), [(0, 7.0), (15, 6.9), (30, 6.8)])
+    stuck = run(noisy([7.0] * 30, 0.02), [(0, 7.0), (15, 7.0), (30, 7.0)])
+    assert plateau(slow, stuck) is None
+
+
+def test_runaway_update_with_a_falling_loss_is_not_divergence():
+    record = run(noisy(exponential(7.0, 2.0, 0.1, 30), 0.05))
+    record.update_ratios[5] = 1e5
+    assert divergence(record) is None
+
+
+def test_held_out_loss_rising_from_the_start_while_training_falls_is_overfit():
+    losses = exponential(4.2, 3.5, 0.05, 60)
+    val = [(s, 4.15 + 0.001 * s) for s in range(0, 61, 6)]
+    assert overfit(run(losses, val)) is not None

@@ -154,7 +154,7 @@ class ConfigCheck:
             from lora_lint.runtime.shapes import check_shapes
 
             started = time.perf_counter()
-            self._shapes = check_shapes(self.model())
+            self._shapes = check_shapes(self.model(), self.setup, self.resolution().config)
             self.timings["shapes"] = time.perf_counter() - started
         return self._shapes
 

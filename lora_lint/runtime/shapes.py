@@ -3,6 +3,11 @@
 The expectations come from :mod:`lora_lint.arch` (pure Python, the same code behind
 the static ``trainable_params`` fact), so this is an independent cross-check of PEFT
 and of the static count, not PEFT compared with itself.
+
+When the trained model is a scaled-down CPU proxy, the full-size model is also built on
+PyTorch's meta device (accelerate's ``init_empty_weights``: shapes without storage, so
+seconds and no memory for 70B as for 1B) and PEFT's adapter on it is checked the same
+way: a CPU-only CI checks the real model's adapter too.
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ class ShapeReport:
     expected_from: str  # "config" or "proxy config"
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    full_size: dict[str, Any] | None = None  # the meta-device check of the full-size model, beside a proxy
 
     def as_dict(self) -> dict[str, Any]:
         return {
+            "full_size": self.full_size,
             "adapted_layers": self.adapted_layers,
             "trainable_params": self.trainable_params,
             "expected_trainable_params": self.expected_trainable_params,
@@ -34,8 +41,42 @@ class ShapeReport:
         }
 
 
-def check_shapes(built: Any) -> ShapeReport:
-    """Every adapted layer's lora_A (r, in) and lora_B (out, r), frozen base, exact trainable count."""
+def check_shapes(built: Any, full_size_setup: Any = None, full_size_config: dict[str, Any] | None = None) -> ShapeReport:
+    """Every adapted layer's lora_A (r, in) and lora_B (out, r), frozen base, exact trainable count.
+
+    With ``full_size_setup`` and ``full_size_config`` (the config's own adapter and model)
+    and a proxy ``built``, the full-size model is checked on the meta device as well; its
+    problems are prefixed "full size:".
+    """
+    report = _check(built)
+    if built.proxy is not None and full_size_setup is not None and full_size_config is not None:
+        full = check_full_size(type(built.model.get_base_model()), full_size_setup, full_size_config, built.task_type)
+        report.full_size = full.as_dict()
+        report.problems += [f"full size: {problem}" for problem in full.problems]
+    return report
+
+
+def check_full_size(model_class: Any, setup: Any, config: dict[str, Any], task_type: str) -> ShapeReport:
+    """The full-size model and its adapter on the meta device, checked like a built one."""
+    from accelerate import init_empty_weights
+
+    from lora_lint.runtime.build import BuildError, BuiltModel, Unsupported, apply_adapter, transformers_config
+
+    try:
+        hf_config = transformers_config(config, None, trust_remote_code=False)
+    except Unsupported as exc:
+        return ShapeReport(0, 0, None, "config", notes=[f"full-size check skipped: {exc}"])
+    try:
+        with init_empty_weights():
+            model = model_class(hf_config)
+            peft_model = apply_adapter(model, setup, task_type)
+    except BuildError as exc:
+        return ShapeReport(0, 0, None, "config", [str(exc)])
+    built = BuiltModel(peft_model, model.config.to_dict(), setup, "meta", "float32", None, "random", task_type)
+    return _check(built)
+
+
+def _check(built: Any) -> ShapeReport:
     from lora_lint.arch.counting import AdapterSpec, count_parameters
     from lora_lint.arch.families import UnsupportedArchitecture, architecture_for
 
