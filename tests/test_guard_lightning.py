@@ -10,7 +10,7 @@ pytest.importorskip("torch")
 pytest.importorskip("peft")
 lightning = pytest.importorskip("lightning.pytorch")
 
-from tests.guard_models import (  # noqa: E402
+from tests.guard_models import (
     TokenDataset,
     counting_sequences,
     single_thread,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from pathlib import Path
 
 import pytest
 
@@ -60,7 +61,7 @@ def test_post_mortem_with_the_config_writes_the_rollback(tmp_path, capsys):
     document = json.loads(capsys.readouterr().out)
     assert document["symptom"] == "plateau" and 50 <= document["step"] <= 100
     rollback = document["rollback"]
-    text = open(rollback["config_path"]).read()
+    text = Path(rollback["config_path"]).read_text()
     assert "lora_r: 16" in text and "lora_alpha: 32" in text and "resume_from_checkpoint" not in text
     assert json.loads((run / "lora-guard.json").read_text())["verdict"] == "stopped"
     assert main(["guard-report", str(run)]) == 1  # now the guard's own report is read back

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +12,7 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("peft")
 
-from tests.guard_models import (  # noqa: E402
+from tests.guard_models import (
     TokenDataset,
     counting_sequences,
     stride_sequences,
@@ -82,7 +83,7 @@ def test_plateau_is_stopped_inside_the_window_with_a_rollback(tmp_path, axolotl_
     assert report["evidence"]["basis"] == "training loss only (no evaluation data)"
     rollback = report["rollback"]
     assert (rollback["r"], rollback["lora_alpha"]) == (16, 32)
-    text = open(rollback["config_path"]).read()
+    text = Path(rollback["config_path"]).read_text()
     assert "lora_r: 16  # rank" in text and "lora_alpha: 32" in text and "# my run" in text
     assert "lora_model_dir" not in text and "resume_from_checkpoint" not in text
     assert axolotl_config.read_text() == AXOLOTL_CONFIG  # the user's file is never changed
@@ -156,7 +157,7 @@ def test_overfit_is_warned_and_the_suggestion_written(tmp_path, axolotl_config):
     assert trainer.state.global_step == 60  # a warning lets the run go on
     suggestion = report["rollback"]
     assert suggestion["r"] == 4 and suggestion["lora_alpha"] == 8  # r 8 in the config: halved, alpha with it
-    text = open(suggestion["config_path"]).read()
+    text = Path(suggestion["config_path"]).read_text()
     assert "lora_dropout: 0.1" in text and "weight_decay: 0.01" in text
 
 
@@ -185,8 +186,7 @@ def test_an_unwritable_output_dir_is_logged_and_training_goes_on(tmp_path, caplo
 
 
 def test_guard_errors_never_reach_the_training_loop(tmp_path, monkeypatch, caplog):
-    from lora_lint.guard import LoraGuardCallback
-    from lora_lint.guard import core
+    from lora_lint.guard import LoraGuardCallback, core
 
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
