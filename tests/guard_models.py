@@ -48,7 +48,7 @@ class TokenDataset:
 
 
 def tiny_lora_model(*, r: int = 8, lora_alpha: float = 16, targets: tuple[str, ...] = ("q_proj", "v_proj"),
-                    seed: int = 0) -> Any:  # fmt: skip
+                    lora_dropout: float = 0.0, seed: int = 0) -> Any:  # fmt: skip
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -57,7 +57,7 @@ def tiny_lora_model(*, r: int = 8, lora_alpha: float = 16, targets: tuple[str, .
     config = LlamaConfig(vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64)  # fmt: skip
     model = LlamaForCausalLM(config)
-    return get_peft_model(model, LoraConfig(r=r, lora_alpha=lora_alpha, target_modules=list(targets), lora_dropout=0.0))
+    return get_peft_model(model, LoraConfig(r=r, lora_alpha=lora_alpha, target_modules=list(targets), lora_dropout=lora_dropout))
 
 
 def training_args(output_dir: Any, **overrides: Any) -> Any:

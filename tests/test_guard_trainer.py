@@ -144,6 +144,16 @@ def test_nan_run_is_stopped_within_one_logging_interval(tmp_path):
     assert all(math.isfinite(e["loss"]) for e in trainer.state.log_history if "loss" in e)
 
 
+def test_a_dead_adapter_is_stopped_in_the_first_steps(tmp_path):
+    from lora_lint.guard import LoraGuardCallback
+
+    callback = LoraGuardCallback()
+    trainer = train(tmp_path, callback, model=tiny_lora_model(lora_dropout=1.0), max_steps=50)
+    decision = callback.decision
+    assert decision.symptom == "dead-adapter" and "lora_dropout" in decision.message
+    assert decision.step == 2 and trainer.state.global_step <= 3
+
+
 def test_overfit_is_warned_and_the_suggestion_written(tmp_path, axolotl_config):
     from lora_lint.guard import LoraGuardCallback
 
