@@ -288,3 +288,12 @@ def test_held_out_loss_rising_from_the_start_while_training_falls_is_overfit():
     losses = exponential(4.2, 3.5, 0.05, 60)
     val = [(s, 4.15 + 0.001 * s) for s in range(0, 61, 6)]
     assert overfit(run(losses, val)) is not None
+
+
+def test_changed_logits_reveal_an_adapter_that_is_not_a_no_op_even_at_equal_loss():
+    record = run([7.0] * 5)
+    record.initial_output_change = 0.05  # the adapter moved the logits; the mean loss happened to stay
+    symptom = initial_loss(record)
+    assert symptom is not None and symptom.evidence["output_change"] == 0.05 and "logits" in symptom.message
+    record.initial_output_change = 0.0  # B = 0: bit-identical logits
+    assert initial_loss(record) is None

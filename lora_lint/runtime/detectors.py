@@ -78,6 +78,7 @@ def initial_loss(
     record: RunRecord,
     *,
     no_op_tolerance: float = 0.01,
+    output_tolerance: float = 1e-3,
     random_tolerance: float = 1.5,
     pretrained_margin: float = 0.5,
 ) -> Symptom | None:
@@ -85,7 +86,11 @@ def initial_loss(
 
     ``no_op_tolerance`` (nats): with PEFT's default init (B = 0) the adapter adds exactly
     zero, so adapter on and off agree up to rounding (bf16/NF4 compute stays well under
-    0.01); a real init change moves the loss by far more.
+    0.01); a real init change usually moves the loss by far more, but a random adapter on a
+    random model can leave the mean loss almost where it was.
+    ``output_tolerance``: so the logits are compared too. B = 0 adds an exact zero, so the
+    logits with the adapter on and off are bit-identical in any precision; a change above
+    0.1 % of the largest logit is an adapter that is not a no-op, whatever the loss did.
     ``random_tolerance`` (nats): random logits with standard deviation s give an expected
     loss of ln(V) + s^2/2; Hugging Face inits give s around 1-1.3, so up to ~0.9 nats above
     ln(V) is normal and 1.5 leaves room without missing broken labels (which give tens).
@@ -97,12 +102,16 @@ def initial_loss(
     evidence = {"initial_loss": start, "base_loss": base, "ln_vocab": uniform, "random_weights": record.random_weights}
     if start is None or not math.isfinite(start):
         return None  # a non-finite start is divergence's to report
-    if base is not None and math.isfinite(base) and abs(start - base) > no_op_tolerance:
+    change = record.initial_output_change
+    evidence["output_change"] = change
+    changed_logits = change is not None and (not math.isfinite(change) or change > output_tolerance)
+    if base is not None and math.isfinite(base) and (abs(start - base) > no_op_tolerance or changed_logits):
         evidence["difference"] = start - base
         return Symptom(
             "initial-loss",
-            f"the step-0 loss with the adapter ({start:.4f}) differs from the base model's ({base:.4f}): the "
-            "adapter is not a no-op at initialization (init_lora_weights other than the default, or a "
+            f"the step-0 loss with the adapter ({start:.4f}) differs from the base model's ({base:.4f})"
+            + (f", its logits by {change:.2%} of the largest" if change is not None else "")
+            + ": the adapter is not a no-op at initialization (init_lora_weights other than the default, or a "
             "resumed adapter), so training starts from a changed model",
             evidence,
         )
@@ -309,6 +318,7 @@ def overfit(
     significance: float = 0.05,
     min_rise_of_gain: float = 0.05,
     min_rise_fraction: float = 0.005,
+    persistent_rise_of_gain: float = 0.25,
     edge: int = 3,
 ) -> Symptom | None:
     """Held-out loss rising from its minimum with a significant trend while training loss falls.
@@ -316,7 +326,10 @@ def overfit(
     From the best evaluation on, at least ``recent`` more evaluations must rise with a
     one-sided Mann-Kendall trend at ``significance`` (best plus three strictly rising
     evaluations is the smallest significant case), so one unlucky evaluation decides
-    nothing. The rise (median of the last ``recent`` evaluations above the best) must
+    nothing. A rise that comes fast and then levels off can fall short of that test
+    while being plain: when each of the last ``recent`` evaluations sits above the best by
+    more than ``persistent_rise_of_gain`` (a quarter) of what held-out loss had gained, that
+    counts as the trend. The rise (median of the last ``recent`` evaluations above the best) must
     also give back ``min_rise_of_gain`` (5 %) of what held-out loss had gained before its best,
     and at least ``min_rise_fraction`` (0.5 %) of its value: held-out batches are fixed, so this is not
     noise, and a saturated run that wobbles around its best by thousandths stays quiet.
@@ -349,12 +362,14 @@ def overfit(
         "rise_threshold": threshold,
         "mann_kendall_z": trend.z,
         "p_value": trend.p_value,
+        "gave_back_fraction": (late_val - best_val) / gain if gain > 0 else None,
         "train_at_best": train_at_best,
         "train_at_last": train_at_last,
         "gap_at_best": gap_at_best,
         "gap_at_last": gap_at_last,
     }
-    rising = trend.z > 0 and trend.p_value / 2 < significance
+    gave_back = min(values[-recent:]) - best_val > persistent_rise_of_gain * gain if gain > 0 else False
+    rising = (trend.z > 0 and trend.p_value / 2 < significance) or gave_back
     if not rising or rise <= threshold or train_at_last >= train_at_best or gap_at_last <= gap_at_best:
         return None
     return Symptom(

@@ -27,6 +27,7 @@ class RunRecord:
     update_ratios: list[float] = field(default_factory=list)  # largest |scale*B*A| / |W| over adapted layers
     base_loss: float | None = None  # first batch, adapter disabled, before training
     initial_loss: float | None = None  # first batch, adapter enabled, before training
+    initial_output_change: float | None = None  # first batch: max |logits on - off| / max |logits off|
     grads_missing: list[str] = field(default_factory=list)  # trainable tensors without a grad after backward 1
     grads_zero: list[str] = field(default_factory=list)  # trainable tensors whose grad stayed exactly zero
     frozen_lora_b: list[str] = field(default_factory=list)  # lora_B tensors still all zero after the first steps

@@ -93,9 +93,10 @@ def smoke_train(
     layers = _adapted_layers(model)
     stream = batches(train, settings.batch_size, settings.seed)
     first = [t.to(device) for t in next(stream)]
-    base_loss, record.initial_loss = _initial_losses(model, first)
+    base_loss, record.initial_loss, output_change = _initial_losses(model, first)
     if _adapter_starts_as_no_op(built.setup.get("init_lora_weights", True)):
         record.base_loss = base_loss
+        record.initial_output_change = output_change
     val_batches = [[t.to(device) for t in collate(val[i : i + settings.batch_size])] for i in range(0, len(val), settings.batch_size)]  # fmt: skip
     watch = GradientWatch(named)
     batch = first
@@ -142,17 +143,20 @@ def _adapter_starts_as_no_op(init: Any) -> bool:
     return init in (True, False, None, "gaussian")
 
 
-def _initial_losses(model: Any, batch: list[Any]) -> tuple[float, float]:
-    """First-batch loss with the adapter off and on, before any step (eval mode: no dropout)."""
+def _initial_losses(model: Any, batch: list[Any]) -> tuple[float, float, float]:
+    """First-batch loss with the adapter off and on, before any step (eval mode: no dropout),
+    and the largest change the adapter makes to the logits, relative to the largest logit."""
     import torch
 
+    ids, mask, labels = batch
     model.eval()
     with torch.no_grad():
         with model.disable_adapter():
-            base = _loss(model, batch).item()
-        start = _loss(model, batch).item()
+            base = model(input_ids=ids, attention_mask=mask, labels=labels)
+        start = model(input_ids=ids, attention_mask=mask, labels=labels)
+        change = (start.logits.float() - base.logits.float()).abs().max() / base.logits.float().abs().max().clamp_min(1e-12)  # fmt: skip
     model.train()
-    return base, start
+    return base.loss.item(), start.loss.item(), float(change)
 
 
 def _mean_loss(model: Any, batches: list[list[Any]]) -> float:
