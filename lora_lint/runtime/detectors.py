@@ -244,7 +244,8 @@ def plateau(
     the reference adapter (alpha = 2r at the config's learning rate). The config's gain
     (held-out when both runs evaluated, else training) below ``min_reference_fraction``
     of the reference's is a plateau. At a third: alpha = r, half the reference's scale,
-    gains about half as much and passes; an adapter six times slower does not.
+    gains 74-85 % of the reference on the planted scenarios (Adam makes up much of the
+    scale) and passes; alpha 0.001 at r 8, six times slower, gains 13-21 % and does not.
     """
     losses = record.losses
     if len(losses) < min_steps or not _finite(losses):
