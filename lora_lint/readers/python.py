@@ -194,11 +194,11 @@ def _arguments(call: ast.Call, names: tuple[str, ...], resolver: Resolver) -> li
         if keyword.arg is not None:
             arguments.append((keyword.arg, keyword.value))
             continue
-        entries = resolver.entries(keyword.value)
+        entries = resolver.entry_nodes(keyword.value)
         if entries is None:
             arguments.append(("**", keyword))
         else:
-            arguments.extend((name, found.node) for name, found in entries.items())
+            arguments.extend(entries.items())
     return arguments
 
 

@@ -138,42 +138,49 @@ class Resolver:
         return UNKNOWN
 
     def entries(self, node: ast.AST, depth: int = 0) -> dict[str, Found] | None:
-        """Key -> value of a dict written in the file (``{...}``, ``dict(...)``, or a name bound to one); None if unknown.
-
-        Used for ``**kwargs`` splats: every key must be a string and every value known.
-        """
-        if depth > MAX_DEPTH:
-            return None
-        if isinstance(node, ast.Name):
-            definition = self.definition(node)
-            return self.entries(definition, depth + 1) if definition is not None else None
-        pairs: list[tuple[Any, ast.AST]] = []
-        if isinstance(node, ast.Dict):
-            for key, value in zip(node.keys, node.values):
-                if key is None:  # {**other}
-                    inner = self.entries(value, depth + 1)
-                    if inner is None:
-                        return None
-                    pairs.extend((k, found.node) for k, found in inner.items())
-                    continue
-                found_key = self.resolve(key, depth + 1)
-                if found_key is UNKNOWN or not isinstance(found_key.value, str):
-                    return None
-                pairs.append((found_key.value, value))
-        elif _is_call_to(node, "dict") and not node.args:  # type: ignore[union-attr]
-            for keyword in node.keywords:  # type: ignore[union-attr]
-                if keyword.arg is None:
-                    return None
-                pairs.append((keyword.arg, keyword.value))
-        else:
+        """Key -> value of a dict written in the file (``{...}``, ``dict(...)``, or a name bound to one); None if unknown."""
+        nodes = self.entry_nodes(node, depth)
+        if nodes is None:
             return None
         out: dict[str, Found] = {}
-        for key, value_node in pairs:
+        for key, value_node in nodes.items():
             found = self.resolve(value_node, depth + 1)
             if found is UNKNOWN:
                 return None
             out[key] = found
         return out
+
+    def entry_nodes(self, node: ast.AST, depth: int = 0) -> dict[str, ast.AST] | None:
+        """Key -> value expression of such a dict, every key a known string; None otherwise.
+
+        ``**kwargs`` splats use it: each value is then read like an argument written in the call.
+        """
+        if depth > MAX_DEPTH:
+            return None
+        if isinstance(node, ast.Name):
+            definition = self.definition(node)
+            return self.entry_nodes(definition, depth + 1) if definition is not None else None
+        pairs: dict[str, ast.AST] = {}
+        if isinstance(node, ast.Dict):
+            for key, value in zip(node.keys, node.values):
+                if key is None:  # {**other}
+                    inner = self.entry_nodes(value, depth + 1)
+                    if inner is None:
+                        return None
+                    pairs.update(inner)
+                    continue
+                found_key = self.resolve(key, depth + 1)
+                if found_key is UNKNOWN or not isinstance(found_key.value, str):
+                    return None
+                pairs[found_key.value] = value
+        elif _is_call_to(node, "dict") and not node.args:  # type: ignore[union-attr]
+            for keyword in node.keywords:  # type: ignore[union-attr]
+                if keyword.arg is None:
+                    return None
+                pairs[keyword.arg] = keyword.value
+        else:
+            return None
+        return pairs
 
     # -- names ----------------------------------------------------------------------------
 
