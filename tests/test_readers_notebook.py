@@ -118,3 +118,13 @@ def test_huge_notebooks_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_notebooks_without_a_setup_are_not_parsed() -> None:
     assert read_file("nb.ipynb", b"{ this is not even JSON }") == []
+
+
+def test_cell_magics() -> None:
+    raw = notebook_bytes(
+        cell("code", "%%bash\npip install peft\nif [ -d x ]; then echo; fi\n"),
+        cell("code", "%%capture\nR = 8\n"),
+        cell("code", "LoraConfig(r=R)\n"),
+    )
+    (setup,) = read_file("nb.ipynb", raw)
+    assert setup.get("r") == 8

@@ -27,6 +27,9 @@ MAX_BYTES = 50 * 1024 * 1024
 LORA_MARKERS = ("LoraConfig", "get_peft_model")
 """A notebook without either string has no setup the Python reader would find: no need to parse it."""
 
+PYTHON_CELL_MAGICS = ("time", "timeit", "capture", "prun")
+"""Cell magics whose body is Python that runs in the notebook's namespace."""
+
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\],:]|[^\s{}\[\],:"]+', re.S)
 _SHELL_ASSIGNMENT = re.compile(r"^\s*[\w.]+\s*=\s*[!%]")
 
@@ -49,7 +52,7 @@ def read(path: str, raw: bytes) -> list[LoraSetup]:
     if not any(marker in text for marker in LORA_MARKERS):
         return []
     lines = code_lines(text)
-    code = "\n".join(_python_line(line.text) for line in lines) + "\n"
+    code = "\n".join(_python_lines(lines)) + "\n"
     from lora_lint.readers import python
 
     try:
@@ -173,6 +176,18 @@ def _in_cell_source(stack: list[list], key: str | None, depth_of_cells: int) -> 
     if len(stack) == cell_depth + 2 and stack[-1][1] == "[":
         return stack[-1][0] in ("source", "input") and stack[-3][0] == "cells"
     return False
+
+
+def _python_lines(lines: list[CodeLine]) -> list[str]:
+    """The code as Python, one line per code line; a ``%%bash``-like cell is skipped whole."""
+    out: list[str] = []
+    skipped_cell = 0
+    for line in lines:
+        if line.line == 1:
+            magic = line.text.strip()
+            skipped_cell = line.cell if magic.startswith("%%") and magic[2:].split(" ")[0] not in PYTHON_CELL_MAGICS else 0
+        out.append("" if line.cell == skipped_cell else _python_line(line.text))
+    return out
 
 
 def _python_line(line: str) -> str:
