@@ -108,15 +108,12 @@ UNSLOTH_LOADING_SETTINGS = {"load_in_4bit": "load_in_4bit", "load_in_8bit": "loa
 
 def read(path: str, text: str) -> list[LoraSetup]:
     tree = parse(path, text)
+    resolver = Resolver(tree, text)
     aliases = import_aliases(tree)
-    calls = sorted(
-        (node for node in ast.walk(tree) if isinstance(node, ast.Call) and _setup_kind(node, aliases)),
-        key=lambda node: (node.lineno, node.col_offset),
-    )
+    calls = [call for call in resolver.calls if _setup_kind(call, aliases)]
     if not calls:
         return []
-    resolver = Resolver(tree, text)
-    context = _FileContext(tree, aliases, resolver)
+    context = _FileContext(aliases, resolver)
     return [_read_call(path, text, call, context, aliases, resolver) for call in calls]
 
 
@@ -217,8 +214,8 @@ def _read_call(path: str, text: str, call: ast.Call, context: _FileContext, alia
     provenance: dict[str, str] = {}
     splat: Location | None = None
     for name, node in _arguments(call, names, resolver):
-        source = ast.get_source_segment(text, node) or ""
         if name in SPLATS:
+            source = resolver.segment(node)
             splat = splat or _location(node, name)
             builder.note("non-literal", _location(node, name), key=name, source=source)
             continue
@@ -227,7 +224,7 @@ def _read_call(path: str, text: str, call: ast.Call, context: _FileContext, alia
         value, location = _value(node, name, aliases, resolver, provenance)
         setup.keys.append(KeyUse(name, _location(node, name), value))
         if value is UNKNOWN:
-            builder.note("non-literal", _location(node, name), key=name, source=source)
+            builder.note("non-literal", _location(node, name), key=name, source=resolver.segment(node))
         if known is not None and name not in known:
             builder.note("unknown-key", _location(node, name), key=name, suggestion=peft.ALIASES.get(name) or closest(name, known))
             continue
@@ -288,12 +285,12 @@ def _unsloth_defaults(setup: LoraSetup, kind: str | None) -> None:
 class _FileContext:
     """Training context found anywhere in the file, shared by all its setups."""
 
-    def __init__(self, tree: ast.Module, aliases: dict[str, str], resolver: Resolver) -> None:
+    def __init__(self, aliases: dict[str, str], resolver: Resolver) -> None:
         self.resolver = resolver
         self.aliases = aliases
         self.values: dict[str, tuple[Any, Location]] = {}
         self.unsloth_loading = False
-        for node in sorted((n for n in ast.walk(tree) if isinstance(n, ast.Call)), key=lambda n: (n.lineno, n.col_offset)):
+        for node in resolver.calls:
             name = callee(node, aliases)
             if name == "from_pretrained" and _is_model_class(node, aliases):
                 self._model(node)

@@ -84,9 +84,23 @@ class Resolver:
         self.tree = tree
         self.lines = text.splitlines()
         self.parents: dict[ast.AST, ast.AST] = {}
-        for node in ast.walk(tree):
+        self.calls: list[ast.Call] = []
+        self.calls_by_name: dict[str, list[ast.Call]] = {}
+        self._globals: set[str] = set()
+        stack: list[ast.AST] = [tree]
+        while stack:  # one pass over the tree: parents, calls and `global` names (ast.walk twice costs twice)
+            node = stack.pop()
             for child in ast.iter_child_nodes(node):
                 self.parents[child] = node
+                stack.append(child)
+            if isinstance(node, ast.Call):
+                self.calls.append(node)
+                name = _called_name(node)
+                if name is not None:
+                    self.calls_by_name.setdefault(name, []).append(node)
+            elif isinstance(node, ast.Global):
+                self._globals.update(node.names)
+        self.calls.sort(key=lambda call: (call.lineno, call.col_offset))
         self.classes: dict[str, ast.ClassDef] = {}
         self.functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
         for node in tree.body:
@@ -96,8 +110,6 @@ class Resolver:
                 self.functions[node.name] = node
         self._bindings: dict[ast.AST, dict[str, list[ast.AST]]] = {}
         self._arguments: dict[str, list[ast.Call]] | None = None
-        self._fire: set[str] | None = None
-        self._globals = {name for node in ast.walk(tree) if isinstance(node, ast.Global) for name in node.names}
 
     # -- entry points ---------------------------------------------------------------------
 
@@ -109,7 +121,7 @@ class Resolver:
             return Found(node.value, node)
         if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
             items = [self.resolve(item, depth + 1) for item in node.elts]
-            if any(item is UNKNOWN or isinstance(item.node, ast.Starred) for item in items):
+            if any(item is UNKNOWN for item in items):  # a `*rest` item too: no branch resolves it
                 return UNKNOWN
             values = [item.value for item in items]
             value = values if isinstance(node, ast.List) else tuple(values) if isinstance(node, ast.Tuple) else set(values)
@@ -297,13 +309,7 @@ class Resolver:
         return None
 
     def _fire_entry_points(self) -> set[str]:
-        if self._fire is None:
-            self._fire = {
-                node.args[0].id
-                for node in ast.walk(self.tree)
-                if isinstance(node, ast.Call) and _called_name(node) == "Fire" and node.args and isinstance(node.args[0], ast.Name)
-            }
-        return self._fire
+        return {call.args[0].id for call in self.calls_by_name.get("Fire", []) if call.args and isinstance(call.args[0], ast.Name)}
 
     def _rebound_globally(self, name: ast.Name) -> bool:
         """A module-level name that some function rebinds with ``global`` has no single value."""
@@ -384,8 +390,8 @@ class Resolver:
             return None
         positional = [a.arg for a in (*function.args.posonlyargs, *function.args.args)]
         kinds = []
-        for node in ast.walk(self.tree):
-            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == function.name):
+        for node in self.calls_by_name.get(function.name, []):
+            if not isinstance(node.func, ast.Name):
                 continue
             passed = next((k.value for k in node.keywords if k.arg == parameter.arg), None)
             if passed is None and parameter.arg in positional and positional.index(parameter.arg) < len(node.args):
@@ -463,20 +469,18 @@ class Resolver:
         """argparse dest -> every ``add_argument`` call of the file that defines it."""
         if self._arguments is None:
             self._arguments = {}
-            for node in ast.walk(self.tree):
-                if isinstance(node, ast.Call) and _called_name(node) == "add_argument":
-                    dest = _argparse_dest(node)
-                    if dest is not None:
-                        self._arguments.setdefault(dest, []).append(node)
+            for node in self.calls_by_name.get("add_argument", []):
+                dest = _argparse_dest(node)
+                if dest is not None:
+                    self._arguments.setdefault(dest, []).append(node)
         return self._arguments
 
     def _argparse_default(self, dest: str, depth: int) -> Found | Any:
-        for node in ast.walk(self.tree):
-            if isinstance(node, ast.Call) and _called_name(node) == "set_defaults":
-                for keyword in node.keywords:
-                    if keyword.arg == dest:
-                        found = self.resolve(keyword.value, depth + 1)
-                        return _with_origin(found, self) if found is not UNKNOWN else UNKNOWN
+        for node in self.calls_by_name.get("set_defaults", []):
+            for keyword in node.keywords:
+                if keyword.arg == dest:
+                    found = self.resolve(keyword.value, depth + 1)
+                    return _with_origin(found, self) if found is not UNKNOWN else UNKNOWN
         calls = self.arguments().get(dest, [])
         values = [self._default_of(call, depth) for call in calls]
         if not values or any(v is UNKNOWN for v in values):
@@ -567,6 +571,17 @@ class Resolver:
                 return UNKNOWN
             return Found(value, node, inner.origin)
         return UNKNOWN
+
+    def segment(self, node: ast.AST) -> str:
+        """The source text of ``node`` (``ast.get_source_segment`` splits the whole file on every call)."""
+        first, last = node.lineno - 1, (node.end_lineno or node.lineno) - 1
+        if not 0 <= first <= last < len(self.lines):
+            return ""
+        if first == last:
+            return self.lines[first].encode()[node.col_offset : node.end_col_offset].decode(errors="replace")
+        head = self.lines[first].encode()[node.col_offset :].decode(errors="replace")
+        tail = self.lines[last].encode()[: node.end_col_offset].decode(errors="replace")
+        return "\n".join([head, *self.lines[first + 1 : last], tail])
 
     def source(self, node: ast.AST) -> str:
         """The first line of ``node``'s source, stripped and shortened, for a provenance message."""
