@@ -318,6 +318,7 @@ def test_unsloth_get_peft_model_uses_unsloth_defaults() -> None:
     assert setup.get("base_model") == "unsloth/Qwen2.5-7B" and setup.get("sequence_len") == 4096
     assert setup.get("load_in_4bit") is True and setup.get("bnb_4bit_quant_type") == "nf4"  # Unsloth's own loading
     assert setup.get("bnb_4bit_compute_dtype") == "bfloat16"
+    assert setup.get("chunked_loss") is True  # FastLanguageModel computes the loss in chunks
 
 
 def test_unsloth_explicit_arguments_and_vision_models() -> None:

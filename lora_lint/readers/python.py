@@ -16,7 +16,8 @@ onto the signature's order.
 
 The training context comes from the same file, when its values can be resolved: the model
 id passed to ``*.from_pretrained(...)`` (Unsloth's ``model_name=``, ``load_in_4bit`` and
-``max_seq_length`` with Unsloth's defaults), ``BitsAndBytesConfig(...)`` and
+``max_seq_length`` with Unsloth's defaults; its fused, chunked loss for ``FastLanguageModel``),
+``BitsAndBytesConfig(...)`` and
 ``TrainingArguments``/``SFTConfig(...)``.
 """
 
@@ -290,6 +291,7 @@ class _FileContext:
         self.aliases = aliases
         self.values: dict[str, tuple[Any, Location]] = {}
         self.unsloth_loading = False
+        self.fused_loss = False  # FastLanguageModel's forward: unsloth_fused_ce_loss, never the full logits
         for node in resolver.calls:
             name = callee(node, aliases)
             if name == "from_pretrained" and _is_model_class(node, aliases):
@@ -325,6 +327,7 @@ class _FileContext:
         self._keywords(call, MODEL_ARGUMENTS)
         if owner in UNSLOTH_CLASSES:
             self.unsloth_loading = True
+            self.fused_loss = self.fused_loss or owner == "FastLanguageModel"
             for keyword in call.keywords:
                 setting = UNSLOTH_LOADING_SETTINGS.get(keyword.arg or "")
                 if setting is not None:
@@ -355,6 +358,8 @@ class _FileContext:
             setup.default("bnb_4bit_quant_type", "nf4")
             setup.default("bnb_4bit_use_double_quant", True)
             setup.default("bnb_4bit_compute_dtype", setup.get("torch_dtype") or "bfloat16")
+            if self.fused_loss:  # unless UNSLOTH_RETURN_LOGITS=1 (unsloth/models/llama.py)
+                setup.default("chunked_loss", True)
 
 
 def _is_model_class(call: ast.Call, aliases: dict[str, str]) -> bool:
