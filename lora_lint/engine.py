@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from lora_lint.lora_setup import LoraSetup
 
-CANDIDATE_SUFFIXES = (".yaml", ".yml", ".json", ".py")
+CANDIDATE_SUFFIXES = (".yaml", ".yml", ".json", ".py", ".ipynb")
 UNUSED_SUPPRESSIONS = "unused_suppressions"  # the fact the unused-suppression rule iterates
 _LORA_MARKERS = (b"lora", b"LoRA", b"LORA", b"Lora", b"peft", b"adapter")
 
@@ -130,6 +130,10 @@ class Linter:
         if not setups:
             return [FileResult(path, None, skipped="not a LoRA config (no adapter settings found)")] if named else []
         text = raw.decode("utf-8", "replace") if b"lora-lint:" in raw else ""
+        if text and path.endswith(".ipynb"):
+            from lora_lint.readers.notebook import suppression_text
+
+            text = suppression_text(text)  # comments in the cells' code, at their lines of the file
         suppressions = find_suppressions(text)
         results = [self.lint_setup(setup, suppressions) for setup in setups]
         unused = [s for s in suppressions if not s.used]

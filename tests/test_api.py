@@ -36,8 +36,8 @@ def test_json_report_is_the_same_under_any_hash_seed(tmp_path):
 def test_non_literal_adapter_settings_are_not_counted(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(
-        "from peft import LoraConfig\nfrom transformers import AutoModelForCausalLM\nmodules = ['q_proj']\n"
-        "model = AutoModelForCausalLM.from_pretrained('Qwen/Qwen2.5-0.5B')\n"
+        "from peft import LoraConfig\nfrom transformers import AutoModelForCausalLM\n"
+        "model = AutoModelForCausalLM.from_pretrained('Qwen/Qwen2.5-0.5B')\nmodules = find_all_linear_names(model)\n"
         "config = LoraConfig(r=8, lora_alpha=16, target_modules=modules)\n"
     )
     (result,) = check(script)

@@ -31,9 +31,13 @@ FORMATS = (*READERS, "python")
 
 def read_file(path: str, raw: bytes) -> list[LoraSetup]:
     """Every LoRA setup in the file at ``path`` whose bytes are ``raw``."""
+    if path.endswith(".ipynb"):
+        from lora_lint.readers import notebook
+
+        return notebook.read(path, raw)
     if path.endswith(".py"):
         text = decode(raw)
-        if "LoraConfig" not in text:
+        if "LoraConfig" not in text and "get_peft_model" not in text:
             return []
         from lora_lint.readers import python
 

@@ -22,7 +22,13 @@ def render_text(results: list, *, color: bool = False) -> str:
         lines = _source_lines(result.path) if result.findings else []
         for f in result.findings:
             out.append(f"{paint(f.path, 'bold')}:{f.line}:{f.column}: {paint(f.code, f.severity)} [{f.severity}] {f.message}")
-            if 0 < f.line <= len(lines):
+            if isinstance(lines, dict):  # a notebook: show the cell's code line, not the JSON
+                code = lines.get(f.line)
+                if code is not None:
+                    gutter = f"  cell {code.cell}, line {code.line} | "
+                    out.append(paint(gutter, "dim") + code.text.rstrip())
+                    out.append(paint(" " * (len(gutter) - 2) + "| ", "dim") + " " * (f.column - 1) + paint("^", f.severity))
+            elif 0 < f.line <= len(lines):
                 source = lines[f.line - 1].rstrip()
                 out.append(paint(f"  {f.line:>4} | ", "dim") + source)
                 out.append(paint("       | ", "dim") + " " * (f.column - 1) + paint("^", f.severity))
@@ -35,9 +41,15 @@ def render_text(results: list, *, color: bool = False) -> str:
     return "\n".join(out)
 
 
-def _source_lines(path: str) -> list[str]:
+def _source_lines(path: str) -> list[str] | dict:
+    """The file's lines; for a notebook, its code lines by line of the file."""
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read().splitlines()
+            text = handle.read()
     except OSError:
         return []
+    if path.endswith(".ipynb"):
+        from lora_lint.readers.notebook import display_lines
+
+        return display_lines(text)
+    return text.splitlines()
