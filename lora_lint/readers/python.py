@@ -197,12 +197,15 @@ class _FileContext:
             if isinstance(target, ast.Name)
         }
         self.values: dict[str, tuple[Any, Location]] = {}
+        self.prepares_kbit = False  # calls PEFT's prepare_model_for_kbit_training: memory reads it
         for node in sorted((n for n in ast.walk(tree) if isinstance(n, ast.Call)), key=lambda n: (n.lineno, n.col_offset)):
             name = callee(node, aliases)
             if name == "from_pretrained" and _is_model_class(node, aliases):
                 self._model(node)
             elif name == "BitsAndBytesConfig":
                 self._keywords(node, QUANTIZATION_ARGUMENTS)
+            elif name == "prepare_model_for_kbit_training":
+                self.prepares_kbit = True
             elif name in TRAINING_ARGUMENT_CLASSES:
                 self._keywords(node, TRAINING_ARGUMENTS)
                 self._precision(node)
@@ -233,6 +236,7 @@ class _FileContext:
                 self._remember("torch_dtype", "bfloat16" if keyword.arg == "bf16" else "float16", keyword.value, keyword.arg)
 
     def apply(self, builder: SetupBuilder) -> None:
+        builder.setup.extras["prepare_model_for_kbit_training"] = self.prepares_kbit
         for setting, (value, location) in self.values.items():
             builder.setup.set(setting, builder.typed(setting, value, location, location.key), location)
 
