@@ -172,7 +172,7 @@ def mismatch(ranks: dict[str, int], summary: dict[str, Any], facts: dict[str, An
     if isinstance(facts["r"], int):
         wrong = {module: saved for module, saved in ranks.items() if saved != _expected_rank(module, facts["r"], rank_pattern)}
         if wrong:
-            example = sorted(wrong)[0]
+            example = min(wrong)
             expected = _expected_rank(example, facts["r"], rank_pattern)
             others = f" and {len(wrong) - 1} other modules" if len(wrong) > 1 else ""
             scope = "every module" if len(wrong) == len(ranks) else f"{example}{others}"

@@ -36,7 +36,7 @@ def compute_facts(setup: LoraSetup, project: Project, *, predict_memory: bool = 
     facts["quantization"] = "4bit" if facts["load_in_4bit"] else "8bit" if facts["load_in_8bit"] else None
     if facts["dataset_examples"] is None:
         facts["dataset_examples"] = project.dataset_examples
-    facts.update(_dataset_bound_facts(setup, facts))
+    facts.update(_dataset_bound_facts(facts))
     facts["notes"] = [
         {"kind": note.kind, "line": note.location.line, "column": note.location.column, "key": note.location.key, **note.data}
         for note in setup.notes
@@ -73,7 +73,7 @@ def compute_facts(setup: LoraSetup, project: Project, *, predict_memory: bool = 
     return facts
 
 
-def _dataset_bound_facts(setup: LoraSetup, facts: dict[str, Any]) -> dict[str, Any]:
+def _dataset_bound_facts(facts: dict[str, Any]) -> dict[str, Any]:
     """``dataset_examples_max``: the most training examples the run can reach, exact count included.
 
     It equals ``dataset_examples`` when that is known and nothing caps it further; otherwise it is
@@ -88,7 +88,6 @@ def _dataset_bound_facts(setup: LoraSetup, facts: dict[str, Any]) -> dict[str, A
         max_steps=facts["max_steps"],
         micro_batch=facts["micro_batch_size"],
         accumulation=facts["gradient_accumulation_steps"],
-        world_size=setup.extras.get("world_size"),
         packed=facts["sample_packing"] is not False and facts["sample_packing"] is not None,
     )
     exact = facts["dataset_examples"]

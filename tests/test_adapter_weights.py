@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from lora_lint.adapter_weights import MAX_HEADER_BYTES, AdapterWeightsError, read_header, summarize
+from lora_lint.adapter_weights import (
+    MAX_HEADER_BYTES,
+    AdapterWeightsError,
+    read_header,
+    summarize,
+)
 from tests.rule_harness import lint_source
 
 TINY_LLAMA = {

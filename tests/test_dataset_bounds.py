@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from lora_lint.readers.dataset_size import cached_dataset_rows, dataset_record, examples_bound
+from lora_lint.readers.dataset_size import (
+    cached_dataset_rows,
+    dataset_record,
+    examples_bound,
+)
 from tests.rule_harness import lint_source
 
 LLAMAFACTORY = """\
@@ -150,7 +154,7 @@ def test_exact_size_under_every_bound_is_reported_as_the_size(tmp_path: Path):
     [
         ({"max_samples": 0}, None),  # not a cap: LLaMA-Factory reads 0 as unset
         ({"max_steps": -1, "micro_batch": 4}, None),  # transformers' -1: train by epochs
-        ({"max_steps": 10, "micro_batch": 4, "world_size": 8}, (320, "max_steps 10 x micro batch 4 x gradient accumulation 1 x 8 devices")),
+        ({"max_steps": 10, "micro_batch": 4}, (40, "max_steps 10 x micro batch 4 x gradient accumulation 1 on one device")),
         ({"max_steps": 10, "micro_batch": 4, "packed": True}, None),
     ],
 )  # fmt: skip

@@ -35,8 +35,8 @@ def resolve(name: str, config_dir: Path | None = None):
         ("/data/meta-llama/Meta-Llama-3-8B-Instruct", "meta-llama/Meta-Llama-3-8B"),  # org/name folders
         ("saves/qwen3-4b/lora/sft", "Qwen/Qwen3-4B"),  # a run's output, under its model's name
         ("/out/Llama-3.2-1B/checkpoint-500", "meta-llama/Llama-3.2-1B"),
-        ("/root/.cache/huggingface/hub/models--meta-llama--Meta-Llama-3-8B/snapshots/"
-         "8cde5ca8380496c9a6cc7ef3a8b46a0372a1d920", "meta-llama/Meta-Llama-3-8B"),
+        (("/root/.cache/huggingface/hub/models--meta-llama--Meta-Llama-3-8B/snapshots/"
+          "8cde5ca8380496c9a6cc7ef3a8b46a0372a1d920"), "meta-llama/Meta-Llama-3-8B"),
     ],
 )  # fmt: skip
 def test_local_paths_resolve_by_the_model_they_name(path: str, model_id: str) -> None:

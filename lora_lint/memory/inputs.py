@@ -170,12 +170,12 @@ class TrainingInputs(Record):
 PEFT_CONVENTION = "PEFT's prepare_model_for_kbit_training keeps embeddings, head and norms in fp32"
 
 _KBIT_CONVENTIONS: dict[str, tuple[bool, str]] = {
-    "torchtune": (False, "torchtune QLoRA keeps embeddings and output in the training dtype "
-                         "(it never calls prepare_model_for_kbit_training)"),
-    "axolotl": (False, "axolotl calls prepare_model_for_kbit_training, then casts embeddings, head and norms "
-                       "back to the training dtype"),
-    "trl": (False, "TRL's trainers do not call prepare_model_for_kbit_training: embeddings, head and norms "
-                   "stay in the training dtype"),
+    "torchtune": (False, ("torchtune QLoRA keeps embeddings and output in the training dtype (it never calls "
+                          "prepare_model_for_kbit_training)")),
+    "axolotl": (False, ("axolotl calls prepare_model_for_kbit_training, then casts embeddings, head and norms "
+                        "back to the training dtype")),
+    "trl": (False, ("TRL's trainers do not call prepare_model_for_kbit_training: embeddings, head and norms "
+                    "stay in the training dtype")),
     "peft": (True, PEFT_CONVENTION + " (assumed: the trainer is not named in the file)"),
     "lora-config": (True, PEFT_CONVENTION + " (assumed: the trainer is not named in the file)"),
 }

@@ -277,15 +277,16 @@ def total_examples(records: list[dict[str, Any]], max_samples: Any = None) -> in
 
 def examples_bound(
     records: Any, *, max_samples: Any = None, max_steps: Any = None, micro_batch: Any = None,
-    accumulation: Any = None, world_size: Any = None, packed: bool = False,
+    accumulation: Any = None, packed: bool = False,
 ) -> tuple[int, str] | None:
     """The fewest training examples a run can reach, as an upper bound with its reason, or None.
 
     Two limits apply, and the smaller wins. Per dataset: its exact size, or a bound (``max_samples``,
     which caps every dataset; a sliced split), summed over datasets when every one has either. Per
-    run: ``max_steps x micro batch x gradient accumulation x world size`` examples at most are drawn,
-    however large the data (not with sample packing, where one row holds many examples). An unknown
-    world size is taken as one device, and the reason says so.
+    run: ``max_steps x micro batch x gradient accumulation`` examples at most are drawn per device,
+    however large the data (not with sample packing, where one row holds many examples). No config
+    format states the number of devices (it is a launcher flag), so the bound is for one device, and
+    its reason says so.
     """
     limits: list[tuple[int, str]] = []
     if isinstance(records, list) and records:
@@ -306,10 +307,8 @@ def examples_bound(
             limits.append((sum(bounds), ", ".join(sorted(reasons)) or "dataset sizes"))
     if _positive_int(max_steps) and _positive_int(micro_batch) and not packed:
         steps = accumulation if _positive_int(accumulation) else 1
-        devices = world_size if _positive_int(world_size) else 1
-        reason = f"max_steps {max_steps} x micro batch {micro_batch} x gradient accumulation {steps}"
-        reason += f" x {devices} devices" if _positive_int(world_size) else " on one device"
-        limits.append((max_steps * micro_batch * steps * devices, reason))
+        reason = f"max_steps {max_steps} x micro batch {micro_batch} x gradient accumulation {steps} on one device"
+        limits.append((max_steps * micro_batch * steps, reason))
     return min(limits, key=lambda limit: limit[0]) if limits else None
 
 
