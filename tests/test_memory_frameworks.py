@@ -44,6 +44,8 @@ def test_torchtune_qlora_keeps_embeddings_and_output_in_bf16():
     assert held == 2 * LLAMA31_8B_UNQUANTIZED
     assert 1.9 < held / GIB < 2.0
     assert "head_compute_copy" not in facts["memory_breakdown"]  # a bf16 head needs no autocast copy
+    blocks = facts["memory_breakdown"]["quantized_weights"] * 2 // 64  # torchao NF4: int8 scaler per 64, scale per 256
+    assert facts["memory_breakdown"]["quantization_constants"] == blocks + 4 * -(-blocks // 256)
     assert "torchtune" in facts["memory_convention"]
 
 

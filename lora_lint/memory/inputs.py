@@ -93,6 +93,8 @@ class TrainingInputs(Record):
     """Bytes per activation value: 2 under bf16/fp16 mixed precision, 4 in fp32."""
     quantization: str | None = None  # None | "int8" | "nf4" | "fp4"
     double_quant: bool = False
+    """Quantization constants quantized again (bitsandbytes' ``bnb_4bit_use_double_quant``; always for torchtune,
+    whose torchao ``NF4Tensor`` keeps int8 scalers per 64 weights with one scale per 256 of them)."""
     kbit_upcast: bool = True
     """PEFT's ``prepare_model_for_kbit_training`` casts every non-quantized fp16/bf16 parameter to fp32
     (``peft/utils/other.py``) and leaves them there; whether a run ends that way depends on its framework
@@ -155,7 +157,7 @@ class TrainingInputs(Record):
             weight_bytes=weight_bytes,
             activation_bytes=compute or weight_bytes,
             quantization=quantization,
-            double_quant=setup.get("bnb_4bit_use_double_quant") is True,
+            double_quant=setup.get("bnb_4bit_use_double_quant") is True or (setup.format == "torchtune" and quantization == "nf4"),
             kbit_upcast=upcast,
             norms_fp32=norms_fp32,
             convention=convention,
