@@ -11,6 +11,7 @@ from lora_lint.readers.dataset_size import (
     cached_dataset_rows,
     dataset_record,
     examples_bound,
+    hub_cached_parquet_rows,
 )
 from tests.rule_harness import lint_source
 
@@ -49,6 +50,8 @@ def empty_datasets_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pat
     cache = tmp_path / "datasets-cache"
     cache.mkdir()
     monkeypatch.setenv("HF_DATASETS_CACHE", str(cache))
+    (tmp_path / "hub-cache").mkdir()
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub-cache"))
     return cache
 
 
@@ -161,3 +164,33 @@ def test_exact_size_under_every_bound_is_reported_as_the_size(tmp_path: Path):
 def test_bound_edge_cases(kwargs, expected):
     records = [{"path": "org/x", "examples": None, "examples_max": None}]
     assert examples_bound(records, **kwargs) == expected
+
+
+PARQUET_7_ROWS = Path(__file__).parent / "data" / "rows_7.parquet"
+
+
+def write_hub_snapshot(tmp_path: Path, files: list[str]) -> None:
+    repo = tmp_path / "hub-cache" / "datasets--org--data"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("rev1", encoding="utf-8")
+    for name in files:
+        target = repo / "snapshots" / "rev1" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(PARQUET_7_ROWS.read_bytes())
+
+
+def test_hub_cache_parquet_footers_count_a_split(tmp_path: Path):
+    write_hub_snapshot(tmp_path, ["data/train-00000-of-00002.parquet", "data/train-00001-of-00002.parquet",
+                                  "data/test-00000-of-00001.parquet"])  # fmt: skip
+    rows, origin = hub_cached_parquet_rows("org/data", "train")
+    assert rows == 14 and origin.startswith("Parquet files in the local hub cache")
+    assert hub_cached_parquet_rows("org/data", "test")[0] == 7
+    record = dataset_record("org/data", None, tmp_path, split="train")
+    assert record["examples"] == 14
+
+
+def test_hub_cache_with_a_missing_shard_or_subset_folders(tmp_path: Path):
+    write_hub_snapshot(tmp_path, ["data/train-00000-of-00003.parquet", "en/train/0000.parquet", "fr/train/0000.parquet"])
+    assert hub_cached_parquet_rows("org/data", "train") is None  # one of three shards, plus subset folders
+    assert hub_cached_parquet_rows("org/data", "train", "fr")[0] == 7
+    assert hub_cached_parquet_rows("org/other", "train") is None

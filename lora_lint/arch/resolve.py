@@ -105,10 +105,11 @@ def hf_cache_dir() -> Path:
     """The hub cache folder, found the way ``huggingface_hub`` finds it."""
     from pathlib import Path
 
-    return Path(_hf_cache_location())
+    return Path(hub_cache_location())
 
 
-def _hf_cache_location() -> str:
+def hub_cache_location() -> str:
+    """The hub cache folder as a string (no pathlib): ``HF_HUB_CACHE``, ``HF_HOME/hub`` or ``~/.cache/huggingface/hub``."""
     explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
     if explicit:
         return os.path.expanduser(explicit)
@@ -177,7 +178,7 @@ def _from_hf_cache(name: str) -> Resolution | None:
     if name.count("/") > 1 or name.startswith(("/", ".", "~")):
         return None
     folder = "models--" + name.replace("/", "--")
-    location = _hf_cache_location()
+    location = hub_cache_location()
     if not os.path.isdir(os.path.join(location, folder)):  # as _cached_repo_dir looks, without pathlib
         try:
             listed = os.listdir(location)

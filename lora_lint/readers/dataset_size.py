@@ -247,7 +247,9 @@ def dataset_record(
     split_name, split_stop = _split_slice(split)
     hub_id = fields.get("hf_hub_url") or source
     if examples is None and not record["files"] and _looks_like_hub_id(hub_id, data_files):
-        cached = cached_dataset_rows(hub_id, split_name or "train", fields.get("name") or fields.get("subset"))
+        subset = fields.get("name") or fields.get("subset")
+        cached = cached_dataset_rows(hub_id, split_name or "train", subset)
+        cached = cached or hub_cached_parquet_rows(hub_id, split_name or "train", subset)
         if cached is not None:
             examples, origin = cached
     maximum = None
@@ -376,6 +378,41 @@ def cached_dataset_rows(hub_id: str, split: str, subset: str | None = None) -> t
     if len(counts) != 1:
         return None
     return counts.pop(), f"the local datasets cache ({folder})"
+
+
+def hub_cached_parquet_rows(hub_id: str, split: str, subset: str | None = None) -> tuple[int, str] | None:
+    """Rows of ``split`` from the Parquet files of a dataset repo in the local hub cache, read from their footers.
+
+    ``load_dataset`` downloads a Parquet-backed repo to ``datasets--org--name/snapshots/<revision>/``
+    (the one ``refs/main`` names). The split's files are those named ``<split>-*.parquet`` or found
+    under a ``<split>/`` folder (inside ``<subset>/`` when a subset is named); sharded names
+    (``-00000-of-00004``) must all be present. Anything missing or unreadable leaves the count unknown.
+    """
+    # imported here: only hub datasets missing from the datasets cache look in the hub cache
+    from lora_lint.arch.resolve import hub_cache_location
+
+    repo = _listed(hub_cache_location(), "datasets--" + hub_id.replace("/", "--"))
+    if repo is None:
+        return None
+    try:
+        with open(os.path.join(repo, "refs", "main"), encoding="utf-8") as handle:
+            snapshot = os.path.join(repo, "snapshots", handle.read().strip())
+    except OSError:
+        return None
+    files = []
+    for folder, _, names in os.walk(snapshot):
+        parts = os.path.relpath(folder, snapshot).split(os.sep)
+        if subset and parts[0] != subset:
+            continue
+        files += [os.path.join(folder, n) for n in names if n.endswith(".parquet") and (split in parts or n.startswith(split + "-"))]
+    tops = {os.path.relpath(os.path.dirname(f), snapshot).split(os.sep)[0] for f in files}
+    sharded = [m.group(1) for f in files if (m := re.search(r"-of-(\d+)\.parquet$", f))]
+    if not files or len(tops) > 1 or (sharded and (len(set(sharded)) > 1 or int(sharded[0]) != len(files))):
+        return None  # nothing, several subsets with none named, or a shard missing
+    counts = [parquet_row_count(f) for f in files]
+    if None in counts:
+        return None
+    return sum(c for c in counts if c is not None), f"Parquet files in the local hub cache ({repo})"
 
 
 def _listed(root: str, name: str) -> str | None:
