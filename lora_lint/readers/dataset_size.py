@@ -1,10 +1,12 @@
-"""Count the examples of a local dataset file without loading it.
+"""Count the examples of a dataset without loading or downloading it, or bound them.
 
 Several mistakes are about data size (too many trainable parameters for a few hundred
 examples, an epoch count that overfits). A config usually names its data file, so the
 count is cheap to know: lines for JSON Lines and text, the length of a top-level JSON list,
-rows of a CSV, and the row count stored in a Parquet footer. Anything else, or a file too
-large to count quickly, stays unknown (None) rather than guessed.
+rows of a CSV, and the row count stored in a Parquet footer. A hub dataset downloaded before
+is counted from the local caches' metadata. Where no count exists, an upper bound often does
+(``max_samples``, a sliced split, ``max_steps`` x batch): :func:`examples_bound`. Anything
+else, or a file too large to count quickly, stays unknown (None) rather than guessed.
 """
 
 from __future__ import annotations
