@@ -36,6 +36,7 @@ def compute_facts(setup: LoraSetup, project: Project, *, predict_memory: bool = 
     facts["quantization"] = "4bit" if facts["load_in_4bit"] else "8bit" if facts["load_in_8bit"] else None
     if facts["dataset_examples"] is None:
         facts["dataset_examples"] = project.dataset_examples
+    facts.update(_dataset_bound_facts(facts))
     facts["notes"] = [
         {"kind": note.kind, "line": note.location.line, "column": note.location.column, "key": note.location.key, **note.data}
         for note in setup.notes
@@ -47,6 +48,11 @@ def compute_facts(setup: LoraSetup, project: Project, *, predict_memory: bool = 
 
     facts.update(adapter_facts(setup, facts))
     facts.update(architecture_facts(setup, cwd=os.getcwd(), user_models=project.models))
+    from lora_lint.adapter_weights import saved_weights_facts
+
+    facts.update(saved_weights_facts(setup, facts))
+    if facts["trainable_params"] is None and facts["saved_weights"]:
+        facts["trainable_params"] = facts["saved_weights"]["params"]  # exact from the saved shapes
     if not (predict_memory or project.gpu or project.usable_memory_gb):
         from lora_lint.memory import empty_facts
 
@@ -65,6 +71,31 @@ def compute_facts(setup: LoraSetup, project: Project, *, predict_memory: bool = 
         )
     )
     return facts
+
+
+def _dataset_bound_facts(facts: dict[str, Any]) -> dict[str, Any]:
+    """``dataset_examples_max``: the most training examples the run can reach, exact count included.
+
+    It equals ``dataset_examples`` when that is known and nothing caps it further; otherwise it is
+    the bound that :func:`~lora_lint.readers.dataset_size.examples_bound` finds (``max_samples``,
+    ``max_steps`` x batch, a sliced split), with ``dataset_examples_max_source`` saying which.
+    """
+    from lora_lint.readers.dataset_size import examples_bound
+
+    bound = examples_bound(
+        facts["datasets"],
+        max_samples=facts["max_samples"],
+        max_steps=facts["max_steps"],
+        micro_batch=facts["micro_batch_size"],
+        accumulation=facts["gradient_accumulation_steps"],
+        packed=facts["sample_packing"] is not False and facts["sample_packing"] is not None,
+    )
+    exact = facts["dataset_examples"]
+    if _is_number(exact) and (bound is None or exact <= bound[0]):
+        return {"dataset_examples_max": exact, "dataset_examples_max_source": "the dataset size"}
+    if bound is None:
+        return {"dataset_examples_max": None, "dataset_examples_max_source": None}
+    return {"dataset_examples_max": bound[0], "dataset_examples_max_source": bound[1]}
 
 
 def _gib(gigabytes: float | None) -> int | None:

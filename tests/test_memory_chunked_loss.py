@@ -53,12 +53,12 @@ def test_cut_cross_entropy_drops_the_logits_and_the_predicted_oom():
     assert not unfused["memory_within_margin"]
     assert "Cut Cross-Entropy" in unfused["memory_suggestions_text"]
     assert fused["memory_breakdown"].get("logits_and_loss", 0) < 1024**3
-    assert fused["peak_memory_bytes"] < unfused["peak_memory_bytes"] - 10 * 1024**3
+    assert fused["peak_memory_bytes"] < unfused["peak_memory_bytes"] - 10 * 10**9  # the fp32 logits' 12.6 GB, less a chunk
     assert fused["memory_within_margin"] and fused["memory_suggestions"] == []
 
 
 def test_ll410_fires_only_without_the_fused_loss(tmp_path: Path):
-    settings = {"gpu": "A10G"}
+    settings = {"gpu": "T4"}  # 15 GiB: 21.5 GiB predicted with the fp32 logits, 12.3 GiB without
     assert "LL410" in codes(lint_source(LLAMA31_QLORA, "axolotl", tmp_path, settings=settings))
     assert "LL410" not in codes(lint_source(LLAMA31_QLORA + CUT_CROSS_ENTROPY, "axolotl", tmp_path, settings=settings))
 

@@ -8,7 +8,11 @@ name is resolved only from things already on disk, in this order:
 2. a local directory holding ``config.json`` (or a path straight to that file);
 3. the local Hugging Face cache, if the model was downloaded before;
 4. the built-in catalog (``catalog.json``) of popular models, with explicit aliases
-   for mirrors, instruct variants and quantized re-uploads.
+   for mirrors, instruct variants, quantized re-uploads and legacy names;
+5. a local path that is not on this machine (a notebook's ``/content/Llama-2-7b-hf``, an
+   HF cache ``.../models--org--name/snapshots/<hash>``) by the model name it ends with, as
+   the catalog knows it. Such a resolution says so (``source == "local-name"``), because
+   the folder could hold anything.
 
 The catalog is read lazily, on the first catalog lookup, so ``lora-lint check`` pays
 nothing for it when every config names a local model; its parsed form is cached between
@@ -37,7 +41,8 @@ CATALOG_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "catalog
 
 _QUANTIZED_SUFFIX = (
     r"-(?:unsloth-bnb-4bit|bnb-(?:4bit|8bit|nf4|fp4)|nvfp4|mxfp4|fp8(?:-dynamic)?|fp16|bf16|fp32"
-    r"|gptq(?:-int[48])?|awq|int[48]|[48]bit|(?:quantized\.)?w[48]a(?:8|16)|exl2|hqq)$"
+    r"|gptq(?:-int[48])?|awq|int[48]|[48]bit|(?:quantized\.)?w[48]a(?:8|16)|exl2|hqq"
+    r"|aqlm(?:-\d+bit(?:-\d+x\d+)?)?|(?:colab-)?sharded)$"
 )
 """Suffixes that re-uploads add to a model's name when they change only how weights are stored (case-insensitive)."""
 
@@ -51,7 +56,7 @@ class Resolution(Record):
 
     model_id: str
     config: dict
-    source: str  # "local-dir" | "hf-cache" | "catalog" | "user"
+    source: str  # "local-dir" | "hf-cache" | "catalog" | "user" | "local-name"
     path: str | None
 
 
@@ -76,7 +81,7 @@ def resolve_base_model(
         _from_user_entries(name, user_models or {}, search_dirs)
         or _from_local_path(name, search_dirs)
         or _from_hf_cache(name)
-        or _from_catalog(name)
+        or (_from_name_in_path(name) if is_local_path(name) else _from_catalog(name))
     )
 
 
@@ -100,10 +105,11 @@ def hf_cache_dir() -> Path:
     """The hub cache folder, found the way ``huggingface_hub`` finds it."""
     from pathlib import Path
 
-    return Path(_hf_cache_location())
+    return Path(hub_cache_location())
 
 
-def _hf_cache_location() -> str:
+def hub_cache_location() -> str:
+    """The hub cache folder as a string (no pathlib): ``HF_HUB_CACHE``, ``HF_HOME/hub`` or ``~/.cache/huggingface/hub``."""
     explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
     if explicit:
         return os.path.expanduser(explicit)
@@ -172,7 +178,7 @@ def _from_hf_cache(name: str) -> Resolution | None:
     if name.count("/") > 1 or name.startswith(("/", ".", "~")):
         return None
     folder = "models--" + name.replace("/", "--")
-    location = _hf_cache_location()
+    location = hub_cache_location()
     if not os.path.isdir(os.path.join(location, folder)):  # as _cached_repo_dir looks, without pathlib
         try:
             listed = os.listdir(location)
@@ -235,6 +241,54 @@ def _from_catalog(name: str) -> Resolution | None:
     return Resolution(model_id, config, "catalog", None)
 
 
+_SNAPSHOT_OR_CHECKPOINT = re.compile(r"^(?:[0-9a-f]{40}|checkpoint-\d+|snapshots|main)$")
+"""Path components that name a version of a model, not the model: skipped when reading a name off a path."""
+
+
+def is_local_path(name: str) -> bool:
+    """A name written as a file-system path rather than a hub id (``org/name`` has one slash and no prefix)."""
+    return name.startswith(("/", "~", "./", "../", "\\")) or "\\" in name or name.count("/") > 1 or (
+        len(name) > 2 and name[1] == ":" and name[2] in "/\\"
+    )
+
+
+def _from_name_in_path(name: str) -> Resolution | None:
+    """A path that is not here, resolved by the model name it ends with (see the module docstring)."""
+    catalog = _catalog()
+    model_id = next(filter(None, (catalog.lookup(candidate) for candidate in path_model_names(name))), None)
+    if model_id is None:
+        return None
+    return Resolution(model_id, marshal.loads(catalog.models[model_id]), "local-name", name)
+
+
+def path_model_names(path: str) -> list[str]:
+    """Names a path gives its model, most specific first.
+
+    ``.../models--org--name/snapshots/<hash>`` is the hub id ``org/name`` (the HF cache's own
+    layout, so it is matched as that hub id would be); otherwise each folder from the last one
+    up (skipping ``checkpoint-N`` and snapshot hashes), with its parent as an organisation, then
+    alone, under any organisation: a download is normally named after its model, and a run's
+    output (``saves/qwen3-4b/lora/sft``) after the model it trains.
+    """
+    parts = [part for part in path.replace("\\", "/").split("/") if part not in ("", ".", "..", "~")]
+    for part in reversed(parts):
+        if part.startswith("models--") and "--" in part[len("models--"):]:
+            org, _, model = part[len("models--"):].partition("--")
+            return [f"{org}/{model}"]
+    names = []
+    for index in range(len(parts) - 1, -1, -1):
+        if _SNAPSHOT_OR_CHECKPOINT.match(parts[index]):
+            continue
+        if index:
+            names.append(f"{parts[index - 1]}/{parts[index]}")
+        names.append(f"{MIRROR_ANY_ORG}/{parts[index]}")
+    return names
+
+
+MIRROR_ANY_ORG = "*"
+"""The organisation of a bare local folder name: :meth:`_Catalog.lookup` matches it by bare name, as a mirror's."""
+
+
 class _Catalog(Record):
     models: dict[str, bytes]  # id -> its config.json, marshalled: a run unpacks only the models it looks up
     by_lower_id: dict[str, str]  # lower-cased id or alias -> catalog id
@@ -260,7 +314,7 @@ class _Catalog(Record):
             found = self.by_lower_id.get(f"{org}/{stripped}".lower())
             if found:
                 return found
-        if stripped != model_name or org.lower() in self.mirror_orgs:
+        if stripped != model_name or org.lower() in self.mirror_orgs or org == MIRROR_ANY_ORG:
             return self.by_bare_name.get(_bare_name(stripped))
         return None
 
@@ -274,10 +328,11 @@ def _strip_quantized_suffixes(model_name: str) -> str:
 
 
 def _bare_name(model_name: str) -> str:
-    """A model name without the spellings mirrors vary: case, a ``Meta-`` prefix, a ``-hf`` suffix."""
+    """A model name without the spellings mirrors and local folders vary: case, a ``Meta-`` prefix, a ``-hf``
+    suffix, and the ``-``/``_`` separators (``Llama2-7b-chat`` is ``Llama-2-7b-chat``)."""
     bare = model_name.lower()
     bare = bare.removeprefix("meta-")
-    return bare.removesuffix("-hf")
+    return bare.removesuffix("-hf").replace("-", "").replace("_", "")
 
 
 @cache

@@ -115,6 +115,8 @@ def _render(report: dict) -> str:
     lines.append(f"  predicted peak {peak / GIB:.2f} GiB (at {report['memory_phase']})")
     if report["memory_assumed"]:
         lines.append(f"  assumed (not in the file): {', '.join(report['memory_assumed'])}")
+    if report.get("memory_convention"):
+        lines.append(f"  unquantized weights: {report['memory_convention']}")
     width = max(len(name) for name in report["memory_breakdown"])
     for name, size in report["memory_breakdown"].items():
         lines.append(f"    {name:<{width}}  {size / GIB:8.3f} GiB  {100 * size / peak:5.1f}%")

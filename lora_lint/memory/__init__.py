@@ -19,6 +19,7 @@ def empty_facts() -> dict[str, Any]:
         "memory_phase": None,
         "memory_breakdown": {},
         "memory_assumed": [],
+        "memory_convention": None,
         "memory_largest_terms": [],
         "memory_largest_terms_text": "",
         "gpu": None,

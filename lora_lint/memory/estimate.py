@@ -142,10 +142,7 @@ def _static_terms(shape: ModelShape, t: TrainingInputs) -> list[Term]:
         if t.quantization == "int8":
             detail = "fp32 scale per output row"
         terms.append(Term("quantization_constants", constants, f"quantization constants: {detail}"))
-        unquantized_bytes = _unquantized_weight_bytes(t)
-        terms.append(Term("unquantized_weights", shape.unquantized_params * unquantized_bytes,
-                          f"{shape.unquantized_params:,} embedding/head/norm weights at {unquantized_bytes} B"
-                          + (" (prepare_model_for_kbit_training upcasts them to fp32)" if unquantized_bytes == 4 else "")))  # fmt: skip
+        terms.append(_unquantized_term(shape, t))
     terms.append(Term("adapter_weights", trainable * _STATE_DTYPE_BYTES, f"{trainable:,} LoRA weights in fp32"))
     terms.append(Term("gradients", trainable * _STATE_DTYPE_BYTES, "fp32 gradients of the LoRA weights"))
     optimizer = t.optimizer
@@ -155,8 +152,19 @@ def _static_terms(shape: ModelShape, t: TrainingInputs) -> list[Term]:
     return terms
 
 
+def _unquantized_term(shape: ModelShape, t: TrainingInputs) -> Term:
+    """Embeddings, head, norms and biases of a 4/8-bit model, in the dtype its framework leaves them in."""
+    unquantized_bytes = _unquantized_weight_bytes(t)
+    size = shape.unquantized_params * unquantized_bytes
+    if t.norms_fp32 and unquantized_bytes < 4:
+        size += shape.norm_params * (4 - unquantized_bytes)
+    convention = f"; {t.convention}" if t.convention else ""
+    return Term("unquantized_weights", size,
+                f"{shape.unquantized_params:,} embedding/head/norm weights at {unquantized_bytes} B{convention}")  # fmt: skip
+
+
 def _unquantized_weight_bytes(t: TrainingInputs) -> int:
-    """Embeddings, head and norms of a 4/8-bit model: fp32 after PEFT's upcast, else the checkpoint dtype."""
+    """Embeddings, head and norms of a 4/8-bit model: fp32 while PEFT's upcast stays in place, else the checkpoint dtype."""
     return 4 if t.quantization is not None and t.kbit_upcast else t.weight_bytes
 
 

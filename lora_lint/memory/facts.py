@@ -97,6 +97,7 @@ def _estimate_facts(estimate: MemoryEstimate) -> dict[str, Any]:
         "memory_phase": estimate.phase,
         "memory_breakdown": estimate.breakdown(),
         "memory_assumed": list(estimate.training.assumed),
+        "memory_convention": estimate.training.convention,
         "memory_largest_terms": largest,
         "memory_largest_terms_text": ", ".join(f"{name} {terms[name].bytes / GIB:.1f} GiB" for name in largest),
     }

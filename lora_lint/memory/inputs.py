@@ -93,9 +93,16 @@ class TrainingInputs(Record):
     """Bytes per activation value: 2 under bf16/fp16 mixed precision, 4 in fp32."""
     quantization: str | None = None  # None | "int8" | "nf4" | "fp4"
     double_quant: bool = False
+    """Quantization constants quantized again (bitsandbytes' ``bnb_4bit_use_double_quant``; always for torchtune,
+    whose torchao ``NF4Tensor`` keeps int8 scalers per 64 weights with one scale per 256 of them)."""
     kbit_upcast: bool = True
     """PEFT's ``prepare_model_for_kbit_training`` casts every non-quantized fp16/bf16 parameter to fp32
-    (``peft/utils/other.py``); trainers call it for 4/8-bit models."""
+    (``peft/utils/other.py``) and leaves them there; whether a run ends that way depends on its framework
+    (see :func:`kbit_convention`)."""
+    norms_fp32: bool = False
+    """Only the norm weights are fp32 (LLaMA-Factory's ``upcast_layernorm``); embeddings and head are not."""
+    convention: str | None = None
+    """Which framework's handling of the unquantized weights of a 4/8-bit model was assumed, in words."""
     attn_implementation: str = "sdpa"  # "eager" | "sdpa" | "flash_attention_2" (and _3)
     lora_dropout: float = 0.0
     chunked_loss: bool = False
@@ -139,6 +146,7 @@ class TrainingInputs(Record):
             quantization = "fp4" if str(setup.get("bnb_4bit_quant_type", "nf4")).lower() == "fp4" else "nf4"
         elif setup.get("load_in_8bit") is True:
             quantization = "int8"
+        upcast, norms_fp32, convention = kbit_convention(setup) if quantization else (True, False, None)
         compute = _DTYPE_BYTES.get(str(setup.get("bnb_4bit_compute_dtype", "")).lower().removeprefix("torch."))
         dropout = setup.get("lora_dropout", 0.0)
         return cls(
@@ -149,13 +157,51 @@ class TrainingInputs(Record):
             weight_bytes=weight_bytes,
             activation_bytes=compute or weight_bytes,
             quantization=quantization,
-            double_quant=setup.get("bnb_4bit_use_double_quant") is True,
+            double_quant=setup.get("bnb_4bit_use_double_quant") is True or (setup.format == "torchtune" and quantization == "nf4"),
+            kbit_upcast=upcast,
+            norms_fp32=norms_fp32,
+            convention=convention,
             attn_implementation=str(setup.get("attn_implementation") or "sdpa").lower(),
             lora_dropout=float(dropout) if isinstance(dropout, (int, float)) and not isinstance(dropout, bool) else 0.0,
             chunked_loss=setup.get("chunked_loss") is True,
             loss_keeps_logits=setup.extras.get("loss_keeps_logits") is True,
             assumed=tuple(assumed),
         )
+
+
+PEFT_CONVENTION = "PEFT's prepare_model_for_kbit_training keeps embeddings, head and norms in fp32"
+
+_KBIT_CONVENTIONS: dict[str, tuple[bool, str]] = {
+    "torchtune": (False, ("torchtune QLoRA keeps embeddings and output in the training dtype (it never calls "
+                          "prepare_model_for_kbit_training)")),
+    "axolotl": (False, ("axolotl calls prepare_model_for_kbit_training, then casts embeddings, head and norms "
+                        "back to the training dtype")),
+    "trl": (False, ("TRL's trainers do not call prepare_model_for_kbit_training: embeddings, head and norms "
+                    "stay in the training dtype")),
+    "peft": (True, PEFT_CONVENTION + " (assumed: the trainer is not named in the file)"),
+    "lora-config": (True, PEFT_CONVENTION + " (assumed: the trainer is not named in the file)"),
+}
+"""Per reader format: is PEFT's fp32 upcast of the unquantized weights still in place while training, and why.
+
+Read in each framework's model loading code: torchtune builds QLoRA models with ``quantize_base`` and
+plain bf16 embeddings and output; axolotl's ``ModelLoader._configure_embedding_dtypes`` runs
+``prepare_model_for_kbit_training`` and then ``_convert_embedding_modules_dtype`` back to ``torch_dtype``
+for every LoRA/QLoRA run (FSDP-QLoRA and DeepSpeed ZeRO-3 skip the upcast instead); LLaMA-Factory and
+TRL's SFTTrainer never call it. A Python script does exactly when it calls it."""
+
+
+def kbit_convention(setup: LoraSetup) -> tuple[bool, bool, str]:
+    """(fp32 upcast kept, only norms in fp32, the convention in words) for a 4/8-bit model of ``setup``."""
+    if setup.format == "llamafactory":
+        norms = any(use.key == "upcast_layernorm" and use.value is True for use in setup.keys)
+        text = "LLaMA-Factory does not call prepare_model_for_kbit_training: embeddings and head stay in the compute dtype"
+        return False, norms, text + (", norms in fp32 (upcast_layernorm)" if norms else "")
+    if setup.format == "python":
+        if setup.extras.get("prepare_model_for_kbit_training") is True:
+            return True, False, "the script calls prepare_model_for_kbit_training: embeddings, head and norms in fp32"
+        return False, False, "the script does not call prepare_model_for_kbit_training: embeddings, head and norms stay in their loaded dtype"
+    upcast, text = _KBIT_CONVENTIONS.get(setup.format, _KBIT_CONVENTIONS["peft"])
+    return upcast, False, text
 
 
 def _is_on(value: Any) -> bool:

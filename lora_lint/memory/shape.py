@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from lora_lint.record import Record
 
-from lora_lint.arch.model import ALL_LINEAR_KINDS, LINEAR
+from lora_lint.arch.model import ALL_LINEAR_KINDS, LINEAR, NORM
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -47,6 +47,8 @@ class ModelShape(Record):
     """Input features summed over one block's adapted linears."""
     adapted_ranks_per_layer: int
     """Ranks summed over one block's adapted linears."""
+    norm_params: int = 0
+    """Weights and biases of the norm layers: what LLaMA-Factory's ``upcast_layernorm`` keeps in fp32."""
 
     @property
     def attention_width(self) -> int:
@@ -102,6 +104,7 @@ def shape_from_architecture(arch: Architecture, param_count: ParamCount) -> Mode
         trainable_params=param_count.trainable_params,
         adapted_inputs_per_layer=sum(layer.in_features for layer in adapted) // layers,
         adapted_ranks_per_layer=sum(layer.r for layer in adapted) // layers,
+        norm_params=sum(m.own_numel for m in arch.modules if m.kind == NORM),
     )
 
 

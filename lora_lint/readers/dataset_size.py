@@ -1,15 +1,18 @@
-"""Count the examples of a local dataset file without loading it.
+"""Count the examples of a dataset without loading or downloading it, or bound them.
 
 Several mistakes are about data size (too many trainable parameters for a few hundred
 examples, an epoch count that overfits). A config usually names its data file, so the
 count is cheap to know: lines for JSON Lines and text, the length of a top-level JSON list,
-rows of a CSV, and the row count stored in a Parquet footer. Anything else, or a file too
-large to count quickly, stays unknown (None) rather than guessed.
+rows of a CSV, and the row count stored in a Parquet footer. A hub dataset downloaded before
+is counted from the local caches' metadata. Where no count exists, an upper bound often does
+(``max_samples``, a sliced split, ``max_steps`` x batch): :func:`examples_bound`. Anything
+else, or a file too large to count quickly, stays unknown (None) rather than guessed.
 """
 
 from __future__ import annotations
 
 import os
+import re
 
 from lora_lint.lora_setup import Location
 
@@ -222,11 +225,15 @@ class _ThriftCompact:
 def dataset_record(
     source: Any, location: Location | None, config_dir: PathText, *, data_files: Any = None, **fields: Any
 ) -> dict[str, Any]:
-    """One entry of the normalized ``datasets`` list: what the file says, where, and its size when local.
+    """One entry of the normalized ``datasets`` list: what the file says, where, and its size when known.
 
     ``source`` is the hub id or path as written. The files counted are ``data_files`` when given
     (a path or a list of paths), else ``source`` itself. ``files`` lists the local files found;
-    ``examples`` is their total size, None when any of them is not local or not countable.
+    ``examples`` is their total size, None when any of them is not local or not countable. A hub
+    dataset already in the local Hugging Face cache is counted from the cache's metadata, and
+    LLaMA-Factory's ``num_samples`` fixes the count outright. ``examples_max`` is an upper bound
+    where only that is known (a split such as ``train[:500]``); ``examples_from`` says where
+    either number came from.
     """
     names = data_files if data_files is not None else source
     names = names if isinstance(names, list) else [names]
@@ -236,7 +243,29 @@ def dataset_record(
     if data_files is not None:
         record["data_files"] = data_files
     record["files"] = [str(path) for path in local if path]
-    record["examples"] = None if not counts or None in counts else sum(c for c in counts if c is not None)
+    examples = None if not counts or None in counts else sum(c for c in counts if c is not None)
+    origin = "local files" if examples is not None else None
+    split = fields.get("split")
+    split_name, split_stop = _split_slice(split)
+    hub_id = fields.get("hf_hub_url") or source
+    if examples is None and not record["files"] and _looks_like_hub_id(hub_id, data_files):
+        subset = fields.get("name") or fields.get("subset")
+        cached = cached_dataset_rows(hub_id, split_name or "train", subset)
+        cached = cached or hub_cached_parquet_rows(hub_id, split_name or "train", subset)
+        if cached is not None:
+            examples, origin = cached
+    maximum = None
+    if split_stop is not None:
+        if examples is not None:
+            examples = min(examples, split_stop)
+        else:
+            maximum, origin = split_stop, f"split {split}"
+    num_samples = fields.get("num_samples")
+    if _positive_int(num_samples):  # LLaMA-Factory resamples the dataset to exactly this many rows
+        examples, maximum, origin = num_samples, None, "num_samples in dataset_info.json"
+    record["examples"] = examples
+    record["examples_max"] = examples if examples is not None else maximum
+    record["examples_from"] = origin
     if location is not None:
         record.update(line=location.line, column=location.column, key=location.key)
     return record
@@ -246,5 +275,182 @@ def total_examples(records: list[dict[str, Any]], max_samples: Any = None) -> in
     """Training examples over all datasets, each capped at ``max_samples``; None if any size is unknown."""
     if not records or any(not isinstance(r.get("examples"), int) for r in records):
         return None
-    cap = max_samples if isinstance(max_samples, int) and not isinstance(max_samples, bool) and max_samples > 0 else None
+    cap = max_samples if _positive_int(max_samples) else None
     return sum(min(r["examples"], cap) if cap else r["examples"] for r in records)
+
+
+def examples_bound(
+    records: Any, *, max_samples: Any = None, max_steps: Any = None, micro_batch: Any = None,
+    accumulation: Any = None, packed: bool = False,
+) -> tuple[int, str] | None:
+    """The fewest training examples a run can reach, as an upper bound with its reason, or None.
+
+    Two limits apply, and the smaller wins. Per dataset: its exact size, or a bound (``max_samples``,
+    which caps every dataset; a sliced split), summed over datasets when every one has either. Per
+    run: ``max_steps x micro batch x gradient accumulation`` examples at most are drawn per device,
+    however large the data (not with sample packing, where one row holds many examples). No config
+    format states the number of devices (it is a launcher flag), so the bound is for one device, and
+    its reason says so.
+    """
+    limits: list[tuple[int, str]] = []
+    if isinstance(records, list) and records:
+        cap = max_samples if _positive_int(max_samples) else None
+        bounds, reasons = [], set()
+        for record in records:
+            bound = record.get("examples_max") if isinstance(record, dict) else None
+            if cap is not None and (bound is None or cap < bound):
+                bound = cap
+                reasons.add(f"max_samples {cap}")
+            elif bound is not None and record.get("examples_from"):
+                reasons.add(record["examples_from"])
+            if not _positive_int(bound) and bound != 0:
+                bounds = []
+                break
+            bounds.append(bound)
+        if bounds:
+            limits.append((sum(bounds), ", ".join(sorted(reasons)) or "dataset sizes"))
+    if _positive_int(max_steps) and _positive_int(micro_batch) and not packed:
+        steps = accumulation if _positive_int(accumulation) else 1
+        reason = f"max_steps {max_steps} x micro batch {micro_batch} x gradient accumulation {steps} on one device"
+        limits.append((max_steps * micro_batch * steps, reason))
+    return min(limits, key=lambda limit: limit[0]) if limits else None
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+_SPLIT_SLICE = re.compile(r"^\s*([\w.-]+)\s*\[\s*0?\s*:\s*(\d+)\s*\]\s*$")
+"""``train[:500]`` / ``train[0:500]``: the datasets split syntax that keeps the first rows."""
+
+
+def _split_slice(split: Any) -> tuple[str | None, int | None]:
+    """(split name, rows kept) of a split string; a percentage or other slice keeps only the name."""
+    if not isinstance(split, str):
+        return None, None
+    match = _SPLIT_SLICE.match(split)
+    if match:
+        return match.group(1), int(match.group(2))
+    return split.split("[", 1)[0].strip() or None, None
+
+
+def _looks_like_hub_id(name: Any, data_files: Any) -> bool:
+    """``org/name`` or ``name`` with no files named: what ``load_dataset`` fetches from the hub."""
+    if not isinstance(name, str) or data_files not in (None, [None]):
+        return False
+    return bool(re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name)) and not name.endswith(DATA_SUFFIXES)
+
+
+DATA_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".txt", ".arrow")
+
+
+def datasets_cache_dir() -> str:
+    """Where the ``datasets`` library keeps prepared datasets, found as it finds it."""
+    explicit = os.environ.get("HF_DATASETS_CACHE")
+    if explicit:
+        return os.path.expanduser(explicit)
+    hf_home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface"
+    )
+    return os.path.join(os.path.expanduser(hf_home), "datasets")
+
+
+def cached_dataset_rows(hub_id: str, split: str, subset: str | None = None) -> tuple[int, str] | None:
+    """Rows of ``split`` of a hub dataset prepared before by ``datasets``, from its cached ``dataset_info.json``.
+
+    The cache holds ``org___name/<config>/<version>/<hash>/dataset_info.json``, whose ``splits``
+    record ``num_examples``; the config is ``subset``, else ``default``, else the only one there.
+    When several cached versions disagree, the count is unknown. Nothing is imported or downloaded.
+    """
+    root = datasets_cache_dir()
+    folder = _listed(root, hub_id.replace("/", "___"))
+    if folder is None:
+        return None
+    configs = _subdirs(folder)
+    wanted = [c for c in configs if c.lower() == (subset or "default").lower()]
+    if not wanted and subset is None and len(configs) == 1:
+        wanted = configs
+    counts = set()
+    for config in wanted:
+        for version in _subdirs(os.path.join(folder, config)):
+            for digest in _subdirs(os.path.join(folder, config, version)):
+                rows = _split_rows(os.path.join(folder, config, version, digest, "dataset_info.json"), split)
+                if rows is not None:
+                    counts.add(rows)
+    if len(counts) != 1:
+        return None
+    return counts.pop(), f"the local datasets cache ({folder})"
+
+
+def hub_cached_parquet_rows(hub_id: str, split: str, subset: str | None = None) -> tuple[int, str] | None:
+    """Rows of ``split`` from the Parquet files of a dataset repo in the local hub cache, read from their footers.
+
+    ``load_dataset`` downloads a Parquet-backed repo to ``datasets--org--name/snapshots/<revision>/``
+    (the one ``refs/main`` names). The split's files are those named ``<split>-*.parquet`` or found
+    under a ``<split>/`` folder (inside ``<subset>/`` when a subset is named); sharded names
+    (``-00000-of-00004``) must all be present. Anything missing or unreadable leaves the count unknown.
+    """
+    # imported here: only hub datasets missing from the datasets cache look in the hub cache
+    from lora_lint.arch.resolve import hub_cache_location
+
+    repo = _listed(hub_cache_location(), "datasets--" + hub_id.replace("/", "--"))
+    if repo is None:
+        return None
+    try:
+        with open(os.path.join(repo, "refs", "main"), encoding="utf-8") as handle:
+            snapshot = os.path.join(repo, "snapshots", handle.read().strip())
+    except OSError:
+        return None
+    files = []
+    for folder, _, names in os.walk(snapshot):
+        parts = os.path.relpath(folder, snapshot).split(os.sep)
+        if subset and parts[0] != subset:
+            continue
+        files += [os.path.join(folder, n) for n in names if n.endswith(".parquet") and (split in parts or n.startswith(split + "-"))]
+    tops = {os.path.relpath(os.path.dirname(f), snapshot).split(os.sep)[0] for f in files}
+    sharded = [m.group(1) for f in files if (m := re.search(r"-of-(\d+)\.parquet$", f))]
+    if not files or len(tops) > 1 or (sharded and (len(set(sharded)) > 1 or int(sharded[0]) != len(files))):
+        return None  # nothing, several subsets with none named, or a shard missing
+    counts = [parquet_row_count(f) for f in files]
+    if None in counts:
+        return None
+    return sum(c for c in counts if c is not None), f"Parquet files in the local hub cache ({repo})"
+
+
+def _listed(root: str, name: str) -> str | None:
+    """``root/name``, matched without regard to case, or None."""
+    exact = os.path.join(root, name)
+    if os.path.isdir(exact):
+        return exact
+    try:
+        entries = os.listdir(root)
+    except OSError:
+        return None
+    found = next((entry for entry in entries if entry.lower() == name.lower()), None)
+    return os.path.join(root, found) if found and os.path.isdir(os.path.join(root, found)) else None
+
+
+def _subdirs(folder: str) -> list[str]:
+    try:
+        return sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
+    except OSError:
+        return []
+
+
+MAX_DATASET_INFO_BYTES = 16 * 1024 * 1024
+
+
+def _split_rows(info_path: str, split: str) -> int | None:
+    import json  # imported here: only hub datasets found in the local cache need it
+
+    try:
+        if os.stat(info_path).st_size > MAX_DATASET_INFO_BYTES:
+            return None
+        with open(info_path, encoding="utf-8") as handle:
+            info = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    splits = info.get("splits") if isinstance(info, dict) else None
+    entry = splits.get(split) if isinstance(splits, dict) else None
+    rows = entry.get("num_examples") if isinstance(entry, dict) else None
+    return rows if isinstance(rows, int) and not isinstance(rows, bool) and rows >= 0 else None

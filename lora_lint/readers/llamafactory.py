@@ -328,7 +328,7 @@ def _flat_datasets(builder: SetupBuilder, data: dict[str, Any]) -> None:
 def _info_record(name: Any, entry: Any, info_dir: Path | None, location: Any, config_dir: str) -> dict[str, Any]:
     if not isinstance(entry, dict):
         return dataset_record(name, location, config_dir)
-    fields = {key: entry[key] for key in ("hf_hub_url", "ms_hub_url", "file_name", "split", "formatting") if key in entry}
+    fields = {key: entry[key] for key in ("hf_hub_url", "ms_hub_url", "file_name", "subset", "split", "num_samples", "formatting") if key in entry}
     file_name = entry.get("file_name")
     if isinstance(file_name, str) and info_dir is not None:
         return dataset_record(name, location, config_dir, data_files=str(info_dir / file_name), **fields)

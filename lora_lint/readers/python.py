@@ -292,12 +292,15 @@ class _FileContext:
         self.values: dict[str, tuple[Any, Location]] = {}
         self.unsloth_loading = False
         self.fused_loss = False  # FastLanguageModel's forward: unsloth_fused_ce_loss, never the full logits
+        self.prepares_kbit = False  # calls PEFT's prepare_model_for_kbit_training: memory reads it
         for node in resolver.calls:
             name = callee(node, aliases)
             if name == "from_pretrained" and _is_model_class(node, aliases):
                 self._model(node)
             elif name == "BitsAndBytesConfig":
                 self._keywords(node, QUANTIZATION_ARGUMENTS)
+            elif name == "prepare_model_for_kbit_training":
+                self.prepares_kbit = True
             elif name in TRAINING_ARGUMENT_CLASSES:
                 self._keywords(node, TRAINING_ARGUMENTS)
                 self._precision(node)
@@ -347,6 +350,7 @@ class _FileContext:
                     self._remember("torch_dtype", "bfloat16" if keyword.arg == "bf16" else "float16", location)
 
     def apply(self, builder: SetupBuilder) -> None:
+        builder.setup.extras["prepare_model_for_kbit_training"] = self.prepares_kbit
         for setting, (value, location) in self.values.items():
             builder.setup.set(setting, builder.typed(setting, value, location, location.key), location)
         if self.unsloth_loading:
