@@ -102,8 +102,10 @@ def detect_format(path: str, data: Any) -> str | None:
         return None
     if "peft_type" in data:
         return "peft" if peft.is_lora(data) else None
-    if os.path.basename(path) == "adapter_config.json" and peft.is_lora(data):
-        return "peft"
+    if os.path.basename(path) == "adapter_config.json":
+        return "peft" if peft.is_lora(data) else None
+    if "use_peft" in data:
+        return "trl"
     if any(isinstance(value, dict) and "_component_" in value for value in data.values()):
         return "torchtune"
     if is_llamafactory_v1(data) and ("model" in data or "train_dataset" in data or "model_class" in data):
