@@ -72,6 +72,16 @@ def read_keys(framework: str, roots: dict[str, str]) -> dict:
     return EXTRACTORS[framework].extract(tree)
 
 
+def handbook_keys(label: str, path: str) -> dict:
+    """Keys alignment-handbook's scripts add to TRL's parser: its subclasses' own fields (TRL's bases are not read)."""
+    tree = SourceTree({"alignment": os.path.abspath(path)})
+    keys: list[str] = []
+    for name in ("ScriptArguments", "SFTConfig", "DPOConfig", "ORPOConfig"):
+        keys.extend(tree.class_fields(name, "alignment"))
+    print(f"alignment-handbook {label}: {len(set(keys))} keys of its own")
+    return {"source": f"alignment-handbook {label}", "keys": sorted(set(keys))}
+
+
 def versions_of(framework: str, releases: list[str], checkouts: list[tuple[str, str]], work: Path) -> list[dict]:
     package = FRAMEWORKS[framework]["package"]
     companions = {version: install("transformers", version, work) for version in TRANSFORMERS.get(framework, [])}
@@ -87,7 +97,7 @@ def versions_of(framework: str, releases: list[str], checkouts: list[tuple[str, 
                 merged[key] = merged.get(key, []) + value if isinstance(value, list) else {**merged.get(key, {}), **value}
         if companions:
             origin += " with transformers " + " and ".join(companions)
-        print(f"{framework} {label}: {len(merged.get('keys', merged.get('builders', [])))} entries ({origin})")
+        print(f"{framework} {label}: {len(set(merged.get('keys', merged.get('builders', []))))} entries ({origin})")
         found.append({"name": label, "source": origin, "read": merged})
     return found
 
@@ -133,6 +143,8 @@ def main() -> None:
     parser.add_argument("--versions", help="comma-separated released versions, oldest first (one framework only)")
     parser.add_argument("--checkout", action="append", default=[], metavar="FRAMEWORK=LABEL:PACKAGE_DIR",
                         help="also read a source checkout (newer than every release), e.g. a main branch")  # fmt: skip
+    parser.add_argument("--handbook", metavar="LABEL:PACKAGE_DIR",
+                        help="TRL: also read alignment-handbook's argument classes (its src/alignment folder)")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the throw-away installs (printed)")
     args = parser.parse_args()
     frameworks = args.frameworks or list(FRAMEWORKS)
@@ -149,6 +161,10 @@ def main() -> None:
         for framework in frameworks:
             releases = args.versions.split(",") if args.versions else VERSIONS[framework]
             versions = versions_of(framework, releases, checkouts.get(framework, []), work)
+            if framework == "trl" and args.handbook:
+                label, _, path = args.handbook.partition(":")
+                current = next(v for v in versions if v["name"] == releases[-1])
+                current["read"].setdefault("extras", {})["alignment_handbook"] = handbook_keys(label, path)
             print(f"wrote {write(framework, versions, current=releases[-1])}")
     finally:
         if args.keep:

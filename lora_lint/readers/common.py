@@ -225,15 +225,17 @@ class SetupBuilder:
         known: frozenset[str] | Schema,
         aliases: Mapping[str, str],
         prefix: tuple[str | int, ...] = (),
+        also_known: frozenset[str] = frozenset(),
     ) -> None:
         """Note every key of ``keys`` that the format does not know, with the nearest known key.
 
         Given a framework :class:`~lora_lint.readers.schemas.Schema`, the note also names the
         version checked against and the other versions that know the key: a key only another
         bundled version has is ``version_dependent`` when the user's version is not known.
+        ``also_known`` adds keys read by a tool around the framework (alignment-handbook's scripts).
         """
         schema = None if isinstance(known, frozenset) else known
-        names = known if schema is None else schema.known
+        names = (known if schema is None else schema.known) | also_known
         for key in keys:
             if not isinstance(key, str) or key in names:
                 continue

@@ -137,9 +137,8 @@ class SourceTree:
         """
         names: list[str] = []
         for base in reversed(node.bases):
-            base_name = base.id if isinstance(base, ast.Name) else base.attr if isinstance(base, ast.Attribute) else None
-            found = self.resolve(module, base_name) if base_name else None
-            if found is not None:
+            found = self._base(module, base)
+            if found is not None and found[1] is not node:
                 names.extend(self.fields(*found))
         for statement in node.body:
             if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
@@ -148,6 +147,35 @@ class SourceTree:
                 names.append(statement.target.id)
                 names.extend(_aliases(statement.value))
         return list(dict.fromkeys(names))
+
+    def _base(self, module: str, base: ast.expr) -> tuple[str, ast.ClassDef] | None:
+        """A base class written ``Name`` (resolved through the module's imports) or ``package.Name``."""
+        if isinstance(base, ast.Name):
+            return self.resolve(module, base.id)
+        if isinstance(base, ast.Attribute):
+            dotted = ast.unparse(base.value)
+            if dotted.partition(".")[0] in self.roots:
+                try:
+                    return self.find_class(base.attr, dotted.partition(".")[0], hint=dotted)
+                except SchemaSourceError:
+                    return None
+        return None
+
+    def field_defaults(self, module: str, node: ast.ClassDef) -> dict[str, object]:
+        """Literal defaults of a dataclass's fields (``x: int = 3`` or ``field(default=3)``), bases first."""
+        defaults: dict[str, object] = {}
+        for base in reversed(node.bases):
+            found = self._base(module, base)
+            if found is not None and found[1] is not node:
+                defaults.update(self.field_defaults(*found))
+        for statement in node.body:
+            if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name) and statement.value:
+                value = _call_keywords(statement.value).get("default", statement.value)
+                try:
+                    defaults[statement.target.id] = ast.literal_eval(value)
+                except ValueError:
+                    continue
+        return defaults
 
     def class_fields(self, name: str, package: str, hint: str = "") -> list[str]:
         return self.fields(*self.find_class(name, package, hint))
@@ -222,7 +250,7 @@ def _absolute(module: str, node: ast.ImportFrom, path: str) -> str:
 
 
 def _is_classvar(annotation: ast.expr) -> bool:
-    text = ast.unparse(annotation)
+    text = annotation.value if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str) else ast.unparse(annotation)
     return text.startswith(("ClassVar", "typing.ClassVar"))
 
 

@@ -57,7 +57,7 @@ class Schema:
     def other_versions(self, key: str) -> str | None:
         """Where a key this schema lacks is known: ``added in ... after 0.9.5`` / ``known in ... up to 0.9.3``."""
         having = [v for v in self.history.get(key, ()) if v != self.version]
-        if not having:
+        if not having or key in self.known:
             return None
         mine = self.versions.index(self.version) if self.version in self.versions else None
         newer = [v for v in having if mine is not None and self.versions.index(v) > mine]
@@ -97,7 +97,7 @@ def schema(name: str) -> Schema:
     if live is None:
         return base
     keys, extras, version = live
-    return Schema(base.framework, version, "installed", keys, base.history, base.versions, extras)
+    return Schema(base.framework, version, "installed", keys, base.history, base.versions, {**base.extras, **extras})
 
 
 def installed_schema(name: str) -> tuple[list[str], dict[str, Any], str] | None:
