@@ -137,7 +137,7 @@ def _package_dir(top: str) -> str | None:
     except (ImportError, ValueError):
         return None
     locations = list(spec.submodule_search_locations or []) if spec else []
-    return locations[0] if locations else None
+    return os.fspath(locations[0]) if locations else None  # an imported lazy module may list a Path
 
 
 def _version(package: str, folder: str) -> str:
