@@ -6,7 +6,7 @@ temporary directory (no torch, no CUDA), together with the transformers versions
 ``TrainingArguments`` it parses, and its keys are read from the source with :mod:`ast`
 (``lora_lint/readers/schema_source.py``: the same reader lora-lint uses on an installed
 framework). A checkout of a framework's main branch can be added with ``--checkout``.
-The result goes to ``lora_lint/readers/schemas/<framework>.json`` with the versions, their
+The result goes to ``lora_lint/readers/framework_schemas/<framework>.json`` with the versions, their
 origins and the date; every key lists the versions that know it.
 
     python scripts/regenerate_schemas.py                      # every framework, versions below

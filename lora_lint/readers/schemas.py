@@ -1,6 +1,6 @@
 """The keys each framework accepts, per version: bundled, or read from the framework installed here.
 
-The bundled files (``schemas/<framework>.json``) are written by ``scripts/regenerate_schemas.py``
+The bundled files (``framework_schemas/<framework>.json``) are written by ``scripts/regenerate_schemas.py``
 from each framework's own source at stated versions (a release from PyPI, or a checkout of
 its main branch), and say which version every key is known in. The newest release is what
 a file is checked against; a key only another version has is reported with that fact
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from lora_lint.readers.schema_source import SourceTree
 
-SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schemas")
+SCHEMA_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "framework_schemas")
 
 BUNDLED_ONLY_ENV = "LORA_LINT_BUNDLED_SCHEMAS"
 """Set to 1 to ignore installed frameworks and check against the bundled schemas (reproducible CI)."""
@@ -112,7 +112,7 @@ def installed_schema(name: str) -> tuple[list[str], dict[str, Any], str] | None:
         roots[top] = found
     version = _version(package, roots[package])
     stamps = [os.path.join(roots[top], "__init__.py") for top in roots]
-    stamps.append(__file__)
+    stamps += [__file__, os.path.join(os.path.dirname(__file__), "schema_source.py")]  # the code that shapes the keys
 
     def build() -> Any:
         from lora_lint.readers.schema_source import SchemaSourceError, SourceTree

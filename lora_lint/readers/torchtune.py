@@ -2,7 +2,7 @@
 
 The adapter lives in the builder's arguments (``lora_rank``, ``lora_alpha``,
 ``lora_attn_modules``, ``apply_lora_to_mlp``, ...). Their defaults come from the builder
-signatures of torchtune's releases and main branch, kept in ``schemas/torchtune.json`` (read from
+signatures of torchtune's releases and main branch, kept in ``framework_schemas/torchtune.json`` (read from
 ``torchtune/models/*/_model_builders.py`` by ``scripts/regenerate_schemas.py``; ``qlora_*``
 builders are ``lora_*`` with ``quantize_base=True``). Only keys of the ``model:`` section are judged as unknown: a
 builder rejects unexpected arguments, while the rest of a recipe config is free-form.
@@ -64,7 +64,7 @@ DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32", "float32": "
 
 
 def builders() -> dict[str, dict[str, Any]]:
-    """LoRA builder path -> {"defaults": {...}, "required": [...], "versions": [...]} (``schemas/torchtune.json``)."""
+    """LoRA builder path -> {"defaults": {...}, "required": [...], "versions": [...]} (``framework_schemas/torchtune.json``)."""
     return bundled_data("torchtune")["builders"]
 
 
