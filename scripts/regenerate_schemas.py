@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lora_lint.readers.schema_source import SourceTree  # noqa: E402
-from lora_lint.readers.schemas import EXTRACTORS, SCHEMA_DIR, torchtune_builders  # noqa: E402
+from lora_lint.readers.schema_source import SourceTree
+from lora_lint.readers.schemas import EXTRACTORS, SCHEMA_DIR, torchtune_builders
 
 FRAMEWORKS = {
     "llamafactory": {"name": "LLaMA-Factory", "package": "llamafactory"},

@@ -19,12 +19,11 @@ here is a setting that has no effect.
 
 from __future__ import annotations
 
-
 from lora_lint.document import Document
 from lora_lint.lora_setup import LoraSetup
 from lora_lint.readers.common import SetupBuilder
-from lora_lint.readers.schemas import Schema, schema
 from lora_lint.readers.dataset_size import dataset_record
+from lora_lint.readers.schemas import Schema, schema
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms of start-up; annotations stay strings
 if TYPE_CHECKING:

@@ -27,9 +27,9 @@ from lora_lint.document import Document
 from lora_lint.lora_setup import UNKNOWN, LoraSetup
 from lora_lint.readers import peft
 from lora_lint.readers.common import SetupBuilder, coerce_omegaconf_numbers, key_set, split_names
-from lora_lint.readers.schemas import schema
 from lora_lint.readers.dataset_size import dataset_record, resolve
 from lora_lint.readers.detection import is_llamafactory_v1
+from lora_lint.readers.schemas import schema
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms of start-up; annotations stay strings
 if TYPE_CHECKING:

@@ -36,7 +36,7 @@ BUNDLED_ONLY_ENV = "LORA_LINT_BUNDLED_SCHEMAS"
 class Schema:
     """One framework's keys as checked: the version they come from, and every bundled version's keys."""
 
-    __slots__ = ("framework", "version", "origin", "known", "order", "history", "versions", "extras")
+    __slots__ = ("extras", "framework", "history", "known", "order", "origin", "version", "versions")
 
     def __init__(self, framework: str, version: str, origin: str, known: list[str], history: dict[str, list[str]],
                  versions: list[str], extras: dict[str, Any]) -> None:  # fmt: skip
@@ -130,7 +130,7 @@ def installed_schema(name: str) -> tuple[list[str], dict[str, Any], str] | None:
 
 def _package_dir(top: str) -> str | None:
     """The folder of an installed top-level package, found without importing it."""
-    import importlib.util  # noqa: PLC0415 - only a reader whose framework may be installed asks
+    import importlib.util  # imported here: only a reader whose framework may be installed asks
 
     try:
         spec = importlib.util.find_spec(top)
@@ -150,7 +150,7 @@ def _version(package: str, folder: str) -> str:
                 return entry[len(prefix) : -len(".dist-info")]
     except OSError:
         pass
-    from importlib import metadata  # noqa: PLC0415 - editable installs keep their metadata elsewhere
+    from importlib import metadata  # editable installs keep their metadata elsewhere; slow, so only then
 
     try:
         return metadata.version(package)
@@ -210,7 +210,7 @@ def _peft(tree: SourceTree) -> dict[str, Any]:
     import ast
 
     keys = tree.class_fields("LoraConfig", "peft", hint="tuners.lora")
-    module, node = tree.find_class("PeftType", "peft")
+    _, node = tree.find_class("PeftType", "peft")
     types = [
         s.value.value for s in node.body
         if isinstance(s, ast.Assign) and isinstance(s.value, ast.Constant) and isinstance(s.value.value, str)

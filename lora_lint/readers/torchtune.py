@@ -23,8 +23,8 @@ from __future__ import annotations
 from lora_lint.document import Document
 from lora_lint.lora_setup import LoraSetup
 from lora_lint.readers.common import SetupBuilder, closest, coerce_omegaconf_numbers
-from lora_lint.readers.schemas import bundled_data
 from lora_lint.readers.dataset_size import dataset_record
+from lora_lint.readers.schemas import bundled_data
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms of start-up; annotations stay strings
 if TYPE_CHECKING:
