@@ -90,6 +90,7 @@ def test_installed_framework_is_read_without_importing_it(tmp_path: Path, monkey
     site = tmp_path / "site"
     _fake_install(site)
     monkeypatch.syspath_prepend(str(site))
+    monkeypatch.delitem(sys.modules, "transformers", raising=False)  # find_spec answers an imported module itself
     monkeypatch.delenv(schemas.BUNDLED_ONLY_ENV, raising=False)
     live = schemas.schema("llamafactory")
     assert "llamafactory" not in sys.modules
