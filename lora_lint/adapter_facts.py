@@ -27,6 +27,7 @@ FRAMEWORKS = {
     "axolotl": "axolotl",
     "llamafactory": "LLaMA-Factory",
     "torchtune": "torchtune",
+    "trl": "TRL",
 }
 """Reader format -> the framework whose defaults and behaviour apply."""
 
@@ -38,6 +39,7 @@ UNKNOWN_KEY_EFFECTS = {
     "llamafactory": "LLaMA-Factory stops at start-up (Some keys are not used by the HfArgumentParser)",
     "llamafactory-v1": "LLaMA-Factory v1 does not read it, so the value written here never applies",
     "torchtune": "the model builder raises TypeError (unexpected keyword argument) when the recipe starts",
+    "trl": "TRL stops at start-up (Unknown arguments from config file)",
 }
 """What each framework does with a key it does not know (checked in its argument parsing code)."""
 

@@ -121,12 +121,14 @@ class Linter:
 
     def lint_bytes(self, path: str, raw: bytes, *, named: bool = True) -> list[FileResult]:
         """Findings for every config in one file; [] when it is not a LoRA config."""
-        from lora_lint.readers import read_file
+        from lora_lint.readers import NotALoraConfig, read_file
 
         try:
             setups = read_file(path, raw)
         except InputError as error:
             return [FileResult(path, None, error=error)]
+        except NotALoraConfig as reason:
+            return [FileResult(path, None, skipped=str(reason))] if named else []
         if not setups:
             return [FileResult(path, None, skipped="not a LoRA config (no adapter settings found)")] if named else []
         text = raw.decode("utf-8", "replace") if b"lora-lint:" in raw else ""

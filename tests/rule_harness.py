@@ -14,6 +14,7 @@ FILE_NAMES = {
     "llamafactory": "train_lora.yaml",
     "torchtune": "recipe.yaml",
     "python": "train.py",
+    "trl": "sft.yaml",
 }
 
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from lora_lint.document import InputError
 from lora_lint.lora_setup import KNOWN_SETTINGS, LoraSetup
-from lora_lint.readers import read_file
+from lora_lint.readers import NotALoraConfig, read_file
 from lora_lint.readers.axolotl import KEY_SETTINGS as AXOLOTL_KEYS
 from lora_lint.readers.llamafactory import KEY_SETTINGS as LLAMAFACTORY_KEYS
 from lora_lint.readers.peft import FIELD_SETTINGS
@@ -45,6 +45,9 @@ def read_safely(name: str, raw: bytes) -> list[LoraSetup]:
     try:
         setups = read_file(name, raw)
     except InputError:
+        return []
+    except NotALoraConfig as reason:
+        assert "\n" not in str(reason) and str(reason)  # one line, said when the file is named
         return []
     assert isinstance(setups, list)
     for setup in setups:

@@ -10,7 +10,8 @@ import pytest
 from lora_lint.document import InputError, load_document
 from lora_lint.lora_setup import UNKNOWN, KNOWN_SETTINGS
 from lora_lint.readers import detect_format, read_file
-from lora_lint.readers.common import SETTING_TYPES, checked, closest, key_set
+from lora_lint.readers.common import SETTING_TYPES, checked, closest
+from lora_lint.readers.schemas import bundled
 from lora_lint.readers.dataset_size import count_examples, dataset_record, parquet_row_count, total_examples
 
 DATA = Path(__file__).parent / "data"
@@ -44,19 +45,19 @@ def test_checked(value: object, expected: str, ok: bool, kept: object) -> None:
 
 
 def test_closest_finds_near_misses_only() -> None:
-    known = key_set("axolotl_keys")
+    known = bundled("axolotl").known
     assert closest("lora_alpah", known) == "lora_alpha"
     assert closest("context_parapllel_size", known) == "context_parallel_size"
     assert closest("zzzz", known) is None
 
 
 def test_key_files_hold_the_framework_option_names() -> None:
-    assert {"lora_r", "lora_alpha", "lora_target_linear", "adapter", "sequence_len"} <= key_set("axolotl_keys")
-    assert {"lora_rank", "lora_target", "cutoff_len", "per_device_train_batch_size", "overwrite_output_dir"} <= key_set(
-        "llamafactory_keys"
-    )
-    assert {"r", "lora_alpha", "target_modules", "peft_type", "base_model_name_or_path"} <= key_set("peft_keys")
-    assert "lora_r" not in key_set("llamafactory_keys") and "lora_rank" not in key_set("axolotl_keys")
+    assert {"lora_r", "lora_alpha", "lora_target_linear", "adapter", "sequence_len"} <= bundled("axolotl").known
+    assert {"lora_rank", "lora_target", "cutoff_len", "per_device_train_batch_size", "overwrite_output_dir"} <= bundled(
+        "llamafactory"
+    ).known
+    assert {"r", "lora_alpha", "target_modules", "peft_type", "base_model_name_or_path"} <= bundled("peft").known
+    assert "lora_r" not in bundled("llamafactory").known and "lora_rank" not in bundled("axolotl").known
 
 
 def test_count_examples_by_file_type(tmp_path: Path) -> None:

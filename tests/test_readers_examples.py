@@ -19,6 +19,7 @@ FORMAT_OF_FOLDER = {
     "torchtune": "torchtune",
     "python": "python",
     "lora-config": "lora-config",
+    "trl": "trl",
 }
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lora_lint.readers import read_file
+import pytest
+
+from lora_lint.readers import NotALoraConfig, read_file
 
 EXAMPLES = Path(__file__).parent.parent / "examples"
 
@@ -85,3 +87,50 @@ def test_lora_config_declares_a_chunked_loss(tmp_path: Path) -> None:
     assert setup.get("chunked_loss") is True and setup.location_of("chunked_loss").key == "chunked_loss"
     wrong = read_one(tmp_path / "lora.yaml", "r: 8\nchunked_loss: 3\n")
     assert [note.kind for note in wrong.notes] == ["wrong-type"]
+
+
+def _check(paths: list[Path], capsys) -> tuple[int, str]:
+    from lora_lint.cli import main
+
+    code = main(["check", *map(str, paths)])
+    return code, capsys.readouterr().out
+
+
+def test_adapter_config_of_another_tool_is_skipped_with_a_reason(tmp_path: Path, capsys) -> None:
+    mlx = tmp_path / "mlx" / "adapter_config.json"
+    mlx.parent.mkdir()
+    mlx.write_text(json.dumps({"rank": 8, "alpha": 16, "num_layers": 16, "lora_parameters": {"rank": 8}}))
+    code, out = _check([mlx], capsys)
+    assert code == 0 and "did you mean" not in out
+    assert f"{mlx}: skipped: not a PEFT config: neither peft_type nor LoRA's own fields" in out
+    code, out = _check([tmp_path], capsys)  # discovered in a folder: silent
+    assert code == 0 and "skipped" not in out and "mlx" not in out
+
+
+def test_lora_fields_without_peft_type_still_read(tmp_path: Path) -> None:
+    setup = read_one(tmp_path / "adapter_config.json", json.dumps({"r": 8, "target_modules": ["q_proj"]}))
+    assert setup.format == "peft" and setup.get("r") == 8
+    path = tmp_path / "adapter_config.json"
+    path.write_text(json.dumps({"r": 8, "dropout": 0.1}))  # r alone is not LoRA's shape
+    with pytest.raises(NotALoraConfig, match="neither peft_type"):
+        read_file(str(path), path.read_bytes())
+
+
+@pytest.mark.parametrize("peft_type", ["LOHA", "LOKR", "ADALORA", "IA3", "PREFIX_TUNING"])
+def test_other_peft_methods_are_out_of_scope(tmp_path: Path, peft_type: str) -> None:
+    path = tmp_path / "adapter_config.json"
+    path.write_text(json.dumps({"peft_type": peft_type, "r": 8, "alpha": 8, "target_modules": ["q_proj"]}))
+    with pytest.raises(NotALoraConfig, match=f"a PEFT {peft_type} adapter: lora-lint checks LoRA adapters only"):
+        read_file(str(path), path.read_bytes())
+
+
+def test_unknown_peft_type_and_single_config_commands(tmp_path: Path, capsys) -> None:
+    from lora_lint.cli import main
+
+    path = tmp_path / "adapter_config.json"
+    path.write_text(json.dumps({"peft_type": "NOT_A_METHOD", "r": 8}))
+    with pytest.raises(NotALoraConfig, match="peft_type 'NOT_A_METHOD' is no method of PEFT"):
+        read_file(str(path), path.read_bytes())
+    assert main(["params", str(path)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert str(path) in line and "NOT_A_METHOD" in line

@@ -18,7 +18,7 @@ def load_config(path: Path, settings: Path | None = None) -> tuple[Project, list
     """The project settings and every LoRA setup in ``path``; raises :class:`ConfigInputError`."""
     from lora_lint.document import InputError
     from lora_lint.project import ProjectConfigError, load_project
-    from lora_lint.readers import read_file
+    from lora_lint.readers import NotALoraConfig, read_file
 
     try:
         project = load_project(Path.cwd(), settings)
@@ -27,6 +27,8 @@ def load_config(path: Path, settings: Path | None = None) -> tuple[Project, list
         raise ConfigInputError(f"cannot read {path}: {exc.strerror or exc}") from None
     except InputError as exc:
         raise ConfigInputError(f"{path}:{exc.line}:{exc.column}: {exc.message}") from None
+    except NotALoraConfig as exc:
+        raise ConfigInputError(f"{path}: {exc}") from None
     except ProjectConfigError as exc:
         raise ConfigInputError(str(exc)) from None
     if not setups:

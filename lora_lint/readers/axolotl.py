@@ -19,11 +19,11 @@ here is a setting that has no effect.
 
 from __future__ import annotations
 
-
 from lora_lint.document import Document
 from lora_lint.lora_setup import LoraSetup
-from lora_lint.readers.common import SetupBuilder, key_set
+from lora_lint.readers.common import SetupBuilder
 from lora_lint.readers.dataset_size import dataset_record
+from lora_lint.readers.schemas import Schema, schema
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms of start-up; annotations stay strings
 if TYPE_CHECKING:
@@ -157,8 +157,8 @@ ALIASES = {
 LORA_MARKERS = ("adapter", "lora_r", "lora_alpha", "lora_target_modules", "lora_target_linear")
 
 
-def known_keys() -> frozenset[str]:
-    return key_set("axolotl_keys")
+def known_keys() -> Schema:
+    return schema("axolotl")
 
 
 def read(doc: Document) -> list[LoraSetup]:

@@ -20,6 +20,8 @@ TYPE_CHECKING = False  # `typing` costs ~3 ms of start-up; annotations stay stri
 if TYPE_CHECKING:
     from typing import Any
 
+    from lora_lint.readers.schemas import Schema
+
 DATA_DIR = os.path.dirname(os.path.abspath(__file__))
 """Where the key lists and builder tables generated from each framework's source live."""
 
@@ -220,17 +222,30 @@ class SetupBuilder:
     def unknown_keys(
         self,
         keys: Iterable[str],
-        known: frozenset[str],
+        known: frozenset[str] | Schema,
         aliases: Mapping[str, str],
         prefix: tuple[str | int, ...] = (),
+        also_known: frozenset[str] = frozenset(),
     ) -> None:
-        """Note every key of ``keys`` that the format does not know, with the nearest known key."""
+        """Note every key of ``keys`` that the format does not know, with the nearest known key.
+
+        Given a framework :class:`~lora_lint.readers.schemas.Schema`, the note also names the
+        version checked against and the other versions that know the key: a key only another
+        bundled version has is ``version_dependent`` when the user's version is not known.
+        ``also_known`` adds keys read by a tool around the framework (alignment-handbook's scripts).
+        """
+        schema = None if isinstance(known, frozenset) else known
+        names = (known if schema is None else schema.known) | also_known
         for key in keys:
-            if not isinstance(key, str) or key in known:
+            if not isinstance(key, str) or key in names:
                 continue
-            suggestion = aliases.get(key) or closest(key, known)
             path = prefix + (key,)
-            self.note("unknown-key", self.location(*path), key=key_string(path), suggestion=suggestion)
+            data: dict[str, Any] = {"key": key_string(path), "suggestion": aliases.get(key) or closest(key, names)}
+            if schema is not None:
+                elsewhere = schema.other_versions(key)
+                data.update(schema=schema.label, other_versions=elsewhere,
+                            version_dependent=elsewhere is not None and schema.origin == "bundled")  # fmt: skip
+            self.note("unknown-key", self.location(*path), **data)
 
     def datasets(self, name: str, records: list[dict[str, Any]], *path: str | int, max_samples: Any = None) -> None:
         """Set ``datasets`` or ``val_datasets``; training sets also give ``dataset_examples`` when countable."""

@@ -4,8 +4,9 @@ Each format has keys only it uses (``lora_r`` for axolotl, ``lora_rank`` for LLa
 ``r`` for PEFT) and keys it shares with others (``lora_alpha``, ``learning_rate``). A file
 scores 2 per format-specific key and 1 per shared key; the best format wins if it scores
 at least :data:`MIN_SCORE` and has one key of its own, so a random YAML file (a workflow,
-a compose file, another tool's settings) is not claimed. Unambiguous shapes are decided first: ``peft_type`` (PEFT), a ``_component_``
-section (torchtune), a ``peft_config:`` mapping (LLaMA-Factory v1).
+a compose file, another tool's settings) is not claimed. Unambiguous shapes are decided first: ``peft_type`` (PEFT), a file
+named ``adapter_config.json`` (PEFT, or no format), ``use_peft`` (TRL), a ``_component_`` section (torchtune), a
+``peft_config:`` mapping (LLaMA-Factory v1).
 """
 
 from __future__ import annotations
@@ -53,6 +54,20 @@ SPECIFIC_KEYS = {
             "per_device_train_batch_size",
         }
     ),
+    "trl": frozenset(
+        {
+            "use_peft",
+            "lora_task_type",
+            "use_bnb_nested_quant",
+            "dataset_name",
+            "dataset_config",
+            "dataset_mixture",
+            "dataset_text_field",
+            "dataset_train_split",
+            "model_revision",
+            "max_seq_length",
+        }
+    ),
     "lora-config": frozenset({"r", "target_modules", "base_model_name_or_path"}),
 }
 SHARED_KEYS = {
@@ -87,10 +102,29 @@ SHARED_KEYS = {
             "output_dir",
         }
     ),
+    "trl": frozenset(
+        {
+            "model_name_or_path",
+            "lora_r",
+            "lora_alpha",
+            "lora_dropout",
+            "lora_target_modules",
+            "per_device_train_batch_size",
+            "num_train_epochs",
+            "learning_rate",
+            "gradient_accumulation_steps",
+            "gradient_checkpointing",
+            "max_length",
+            "torch_dtype",
+            "dtype",
+            "bf16",
+            "output_dir",
+        }
+    ),
     "lora-config": frozenset(set(peft.FIELD_SETTINGS) - {"r", "target_modules", "base_model_name_or_path"})
     | frozenset(TRAINING_SETTINGS),
 }
-PREFERENCE = ("axolotl", "llamafactory", "lora-config")
+PREFERENCE = ("axolotl", "llamafactory", "trl", "lora-config")
 """Order that breaks a tie."""
 
 
@@ -102,8 +136,10 @@ def detect_format(path: str, data: Any) -> str | None:
         return None
     if "peft_type" in data:
         return "peft" if peft.is_lora(data) else None
-    if os.path.basename(path) == "adapter_config.json" and peft.is_lora(data):
-        return "peft"
+    if os.path.basename(path) == "adapter_config.json":
+        return "peft" if peft.is_lora(data) else None
+    if "use_peft" in data:
+        return "trl"
     if any(isinstance(value, dict) and "_component_" in value for value in data.values()):
         return "torchtune"
     if is_llamafactory_v1(data) and ("model" in data or "train_dataset" in data or "model_class" in data):

@@ -29,6 +29,7 @@ from lora_lint.readers import peft
 from lora_lint.readers.common import SetupBuilder, coerce_omegaconf_numbers, key_set, split_names
 from lora_lint.readers.dataset_size import dataset_record, resolve
 from lora_lint.readers.detection import is_llamafactory_v1
+from lora_lint.readers.schemas import schema
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms of start-up; annotations stay strings
 if TYPE_CHECKING:
@@ -228,7 +229,7 @@ def _read_flat(doc: Document) -> list[LoraSetup]:
         builder.extra(key, key)
     setup.extras.setdefault("stage", "sft")
     setup.extras.setdefault("finetuning_type", "lora")
-    builder.unknown_keys(data, key_set("llamafactory_keys"), ALIASES)
+    builder.unknown_keys(data, schema("llamafactory"), ALIASES)
     for name, value in DEFAULTS.items():
         setup.default(name, value)
     setup.default("sample_packing", setup.extras["stage"] == "pt")  # packing defaults on for pre-training

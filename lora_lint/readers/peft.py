@@ -2,13 +2,24 @@
 
 Also the home of PEFT's field names and defaults, which the plain LoraConfig YAML and
 the Python reader share: they are all spellings of ``peft.LoraConfig``.
+
+Not every ``adapter_config.json`` is a PEFT LoRA config. One whose ``peft_type`` names
+another PEFT method (LoHa, LoKr, AdaLoRA, IA3, prefix tuning, ...) is out of scope, and one
+with neither ``peft_type`` nor LoRA's own fields (``r`` with ``lora_alpha`` or
+``target_modules``) is another tool's file (an MLX or JAX adapter, a model card dump):
+both are skipped with the reason from :func:`out_of_scope`.
 """
 
 from __future__ import annotations
 
 from lora_lint.document import Document
 from lora_lint.lora_setup import LoraSetup
-from lora_lint.readers.common import SetupBuilder, key_list, key_set
+from lora_lint.readers.common import SetupBuilder
+from lora_lint.readers.schemas import schema
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 FIELD_SETTINGS = {
     "r": "r",
@@ -71,11 +82,11 @@ ALIASES = {
 
 def field_names() -> tuple[str, ...]:
     """LoraConfig's fields in signature order (positional arguments map onto this order)."""
-    return key_list("peft_keys")
+    return schema("peft").order
 
 
 def known_fields() -> frozenset[str]:
-    return key_set("peft_keys")
+    return schema("peft").known
 
 
 def take_fields(builder: SetupBuilder, *prefix: str) -> None:
@@ -94,10 +105,24 @@ def apply_defaults(setup: LoraSetup) -> None:
 
 
 def is_lora(data: dict) -> bool:
+    """A PEFT LoRA config: ``peft_type`` LORA, or without ``peft_type`` LoRA's own ``r`` with ``lora_alpha`` or ``target_modules``."""
     peft_type = data.get("peft_type")
     if peft_type is not None:
         return isinstance(peft_type, str) and peft_type.upper() == "LORA"
-    return "r" in data or "lora_alpha" in data or "target_modules" in data
+    return "r" in data and ("lora_alpha" in data or "target_modules" in data)
+
+
+def out_of_scope(data: Any) -> str | None:
+    """Why an ``adapter_config.json``-like mapping is not linted, or None when it is no such file."""
+    if not isinstance(data, dict) or is_lora(data):
+        return None
+    peft_type = data.get("peft_type")
+    if peft_type is None:
+        return "not a PEFT config: neither peft_type nor LoRA's own fields (r with lora_alpha or target_modules)"
+    peft = schema("peft")
+    if isinstance(peft_type, str) and peft_type.upper() in peft.extras.get("peft_types", ()):
+        return f"a PEFT {peft_type} adapter: lora-lint checks LoRA adapters only"
+    return f"not a PEFT LoRA config: peft_type {peft_type!r} is no method of {peft.label}"
 
 
 def read(doc: Document) -> list[LoraSetup]:
@@ -105,6 +130,6 @@ def read(doc: Document) -> list[LoraSetup]:
         return []
     builder = SetupBuilder(doc, "peft")
     take_fields(builder)
-    builder.unknown_keys(doc.data, known_fields(), ALIASES)
+    builder.unknown_keys(doc.data, schema("peft"), ALIASES)
     apply_defaults(builder.setup)
     return [builder.setup]

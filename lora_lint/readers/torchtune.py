@@ -2,9 +2,9 @@
 
 The adapter lives in the builder's arguments (``lora_rank``, ``lora_alpha``,
 ``lora_attn_modules``, ``apply_lora_to_mlp``, ...). Their defaults come from the builder
-signatures of torchtune 0.6.1, kept in ``torchtune_builders.json`` (read from
-``torchtune/models/*/_model_builders.py``; ``qlora_*`` builders are ``lora_*`` with
-``quantize_base=True``). Only keys of the ``model:`` section are judged as unknown: a
+signatures of torchtune's releases and main branch, kept in ``framework_schemas/torchtune.json`` (read from
+``torchtune/models/*/_model_builders.py`` by ``scripts/regenerate_schemas.py``; ``qlora_*``
+builders are ``lora_*`` with ``quantize_base=True``). Only keys of the ``model:`` section are judged as unknown: a
 builder rejects unexpected arguments, while the rest of a recipe config is free-form.
 
 Module names are kept as written in ``extras["torchtune_modules"]``; ``target_modules``
@@ -20,14 +20,11 @@ logits, which is what ``chunked_loss`` tells the memory estimate.
 
 from __future__ import annotations
 
-import json
-import os
-from functools import cache
-
 from lora_lint.document import Document
 from lora_lint.lora_setup import LoraSetup
-from lora_lint.readers.common import DATA_DIR, SetupBuilder, closest, coerce_omegaconf_numbers
+from lora_lint.readers.common import SetupBuilder, closest, coerce_omegaconf_numbers
 from lora_lint.readers.dataset_size import dataset_record
+from lora_lint.readers.schemas import bundled_data
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms of start-up; annotations stay strings
 if TYPE_CHECKING:
@@ -66,11 +63,9 @@ CHUNKED_LOSSES = ("CEWithChunkedOutputLoss", "LinearCrossEntropyLoss")
 DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32", "float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
 
-@cache
 def builders() -> dict[str, dict[str, Any]]:
-    """LoRA builder path -> {"defaults": {...}, "required": [...]}."""
-    with open(os.path.join(DATA_DIR, "torchtune_builders.json"), encoding="utf-8") as handle:
-        return json.load(handle)
+    """LoRA builder path -> {"defaults": {...}, "required": [...], "versions": [...]} (``framework_schemas/torchtune.json``)."""
+    return bundled_data("torchtune")["builders"]
 
 
 def builder_of(data: Any) -> str | None:
