@@ -225,6 +225,17 @@ class ConfigCheck:
                      "train_sequences": len(data.train), "val_sequences": len(data.val)}  # fmt: skip
         return SmokeResult(record, diagnose(record), settings.as_dict(), data_info)
 
+    def task_data(self) -> TaskData:
+        """The data runs of this config train and evaluate on (its local files, else a learnable task)."""
+        try:
+            return self._task_data(self.model())
+        except DataError as exc:
+            raise BuildError(str(exc)) from exc
+
+    def run_settings(self) -> Any:
+        """The smoke run's settings for the built model (the config's rate, batch and length, capped)."""
+        return self._settings(self.model())
+
     def _settings(self, built: BuiltModel) -> Any:
         from lora_lint.runtime.train import RunSettings
 
