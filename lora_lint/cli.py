@@ -20,6 +20,7 @@ COMMANDS = {
     "params": "lora_lint.commands.params",
     "memory": "lora_lint.commands.memory",
     "smoke": "lora_lint.commands.smoke",
+    "sweep": "lora_lint.commands.sweep",
 }
 EXIT_USAGE = 2
 

@@ -39,6 +39,7 @@ class SweepResult:
     lock_instructions: list[str] = field(default_factory=list)
     tracker: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    targets: str | None = None
 
     @property
     def r(self) -> int | None:
@@ -93,10 +94,16 @@ def run_sweep(
     notes = plan.notes + ([trial_settings.schedule.note] if trial_settings.schedule.note else [])
     notes += _convergence_notes(trials)
     result = SweepResult(str(config), plan.base_model, device, options.backend, list(options.ranks), trials, choice,
-                         alpha if choice.r is not None else None, notes=notes)  # fmt: skip
+                         alpha if choice.r is not None else None, notes=notes, targets=_targets(plan.setup))  # fmt: skip
     if output is not None:
         _write_outputs(result, plan, options, Path(output))
     return result
+
+
+def _targets(setup: Any) -> str | None:
+    targets = setup.get("target_modules")
+    written = ",".join(targets) if isinstance(targets, list) else targets
+    return "all-linear" if setup.get("target_linear") is True and not written else written
 
 
 def _check_extras(options: SweepOptions) -> None:
@@ -175,13 +182,13 @@ def _write_outputs(result: SweepResult, plan: SweepPlan, options: SweepOptions, 
         if chosen_r is not None:
             locked = lock_config(plan, chosen_r, result.chosen_alpha, staging)
             result.lock_changes, result.lock_instructions = locked.changes, locked.instructions
-            result.locked_config = str(output / locked.path.name) if locked.path else None
+            result.locked_config = str(output / locked.path.relative_to(staging)) if locked.path else None
         result.plots = [str(output / name) for name in names]
         write_report(result, staging / REPORT_NAME)
         if options.tracker != "none":
             from lora_lint.rank_sweep.trackers import log_sweep
 
-            result.tracker = log_sweep(options.tracker, result, plan, options, staging)
+            result.tracker = log_sweep(options.tracker, result, options, staging, output)
             write_report(result, staging / REPORT_NAME)  # the logged copy cannot name its own run
         for item in staging.iterdir():
             target = output / item.name

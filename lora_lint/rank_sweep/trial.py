@@ -11,6 +11,7 @@ trial; the sweep goes on.
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -51,7 +52,8 @@ class TrialResult:
     metric_name: str = "val_loss"
     val_loss: float | None = None
     val_losses: list[list[float]] = field(default_factory=list)
-    train_seconds: float | None = None
+    train_seconds: float | None = None  # steps x the median step time: what the time budget compares
+    wall_seconds: float | None = None  # the training loop's wall time, held-out evaluations included
     steps: int = 0
     steps_per_second: float | None = None
     peak_memory_bytes: int | None = None
@@ -126,18 +128,22 @@ def _train(setup: Any, plan: TrialPlan, settings: TrialSettings, metric: Callabl
         result.base_metric = measure()
     result.timings["evaluate"] = time.perf_counter() - started
 
+    stamps: list[float] = []
+
     def step_done(step: int, loss: float) -> None:
+        stamps.append(time.perf_counter())
         if on_step is not None:
             on_step(step, run.steps, loss)
 
     started = time.perf_counter()
     record = smoke_train(built, train, data.val, run, vocab_size=_vocab(built), on_step=step_done)
-    result.train_seconds = time.perf_counter() - started
+    result.wall_seconds = time.perf_counter() - started
+    result.train_seconds = _robust_seconds(stamps, result.wall_seconds)
     started = time.perf_counter()
     result.metric = measure() if metric is not None else (record.val_losses[-1][1] if record.val_losses else None)
     result.timings["evaluate"] += time.perf_counter() - started
     result.steps = len(record.losses)
-    result.steps_per_second = result.steps / result.train_seconds if result.train_seconds else None
+    result.steps_per_second = result.steps / result.wall_seconds if result.wall_seconds else None
     result.val_losses = [[step, loss] for step, loss in record.val_losses]
     result.val_loss = record.val_losses[-1][1] if record.val_losses else None
     result.symptoms = [s.as_dict() for s in diagnose(record)]
@@ -147,6 +153,15 @@ def _train(setup: Any, plan: TrialPlan, settings: TrialSettings, metric: Callabl
         result.peak_memory_bytes, result.peak_memory_source = plan.estimated_peak_bytes, "estimated"
     check.release()
     _judge(result, metric is not None)
+
+
+def _robust_seconds(stamps: list[float], wall: float) -> float:
+    """Training time as steps x the median step: a first-step warm-up or a neighbour's burst
+    on a shared machine must not decide which rank is "fast enough"."""
+    durations = [later - earlier for earlier, later in zip(stamps, stamps[1:])]
+    if len(durations) < 3:
+        return wall
+    return statistics.median(durations) * len(stamps)
 
 
 def _run_settings(base: Any, setup: Any, settings: TrialSettings, train_sequences: int) -> Any:
