@@ -6,6 +6,7 @@ when everything succeeded, so a sweep that stops early leaves nothing half-writt
 
 from __future__ import annotations
 
+import copy
 import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -81,7 +82,7 @@ def run_sweep(
     trial_settings = _trial_settings(plan, options, device)
     progress = progress or Silent()
     try:
-        trials = _backend(options.backend)(plan.setup, plan.trials, trial_settings, options.metric, progress)
+        trials = _backend(options.backend)(_anchored(plan.setup), plan.trials, trial_settings, options.metric, progress)
     finally:
         progress.close()
     choice = choose_rank(
@@ -98,6 +99,13 @@ def run_sweep(
     if output is not None:
         _write_outputs(result, plan, options, Path(output))
     return result
+
+
+def _anchored(setup: Any) -> Any:
+    """The setup with an absolute path: a Ray worker's working directory is not ours."""
+    anchored = copy.copy(setup)
+    anchored.path = str(Path(setup.path).resolve())
+    return anchored
 
 
 def _targets(setup: Any) -> str | None:
