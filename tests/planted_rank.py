@@ -16,7 +16,8 @@ from pathlib import Path
 VOCAB = 256
 WIDTH = 64
 TARGETS = ("q_proj", "v_proj")
-BASE_INIT = 0.15  # weight scale of the base: large enough that its predictions (and the change) matter
+BASE_INIT = 0.15  # weight scale of the base: large enough that attention (and the change) matters
+LOGIT_SCALE = 4.0  # the output layer is scaled up so that the teacher's text is far from uniform
 CHANGE_SCALE = 3.0  # singular value of each planted direction, against ~2.4 for the base weights
 
 
@@ -39,6 +40,8 @@ def plant(folder: Path, k: int, seed: int, *, train: int = 1500, val: int = 200,
 
     torch.manual_seed(seed)
     base = LlamaForCausalLM(base_config())
+    with torch.no_grad():
+        base.lm_head.weight *= LOGIT_SCALE
     base.save_pretrained(folder / "base")
     words = Tokenizer(WordLevel({f"t{i}": i for i in range(VOCAB)}, unk_token="t0"))
     words.pre_tokenizer = WhitespaceSplit()

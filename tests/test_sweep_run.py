@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,7 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict, Path]:
     folder = tmp_path_factory.mktemp("sweep")
     config = write_project(folder)
     mlflow.set_tracking_uri((folder / "mlruns").as_uri())
+    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"  # MLflow 3 asks file stores to opt in
     import contextlib
     import io
 
@@ -51,6 +53,7 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, dict, Path]:
         code = main(["sweep", str(config), "--ranks", "2,4", "--steps", "12", "--time-budget", "1", "--tracker", "mlflow",
                      "--format", "json", "--output", str(folder / "out")])  # fmt: skip
     mlflow.set_tracking_uri(None)
+    del os.environ["MLFLOW_ALLOW_FILE_STORE"]
     return code, json.loads(stdout.getvalue()), folder
 
 

@@ -196,7 +196,10 @@ def _write_outputs(result: SweepResult, plan: SweepPlan, options: SweepOptions, 
         if options.tracker != "none":
             from lora_lint.rank_sweep.trackers import log_sweep
 
-            result.tracker = log_sweep(options.tracker, result, options, staging, output)
+            try:
+                result.tracker = log_sweep(options.tracker, result, options, staging, output)
+            except Exception as exc:  # noqa: BLE001 - a tracker's own error must not cost the sweep's results
+                result.notes.append(f"the {options.tracker} tracker failed: {type(exc).__name__}: {str(exc).splitlines()[0]}")  # fmt: skip
             write_report(result, staging / REPORT_NAME)  # the logged copy cannot name its own run
         for item in staging.iterdir():
             target = output / item.name
