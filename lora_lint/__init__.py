@@ -19,11 +19,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import os
     from collections.abc import Iterable
+    from typing import Any
 
     from lora_lint.engine import FileResult
     from lora_lint.rank_sweep.run import SweepResult
-
-    from typing import Any
 
     PathLike = str | os.PathLike[str]
 

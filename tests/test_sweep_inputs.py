@@ -12,6 +12,11 @@ from lora_lint.rank_sweep.options import SweepInputError, SweepOptions, parse_ra
 from lora_lint.rank_sweep.plan import alpha_for_rank, plan_sweep
 from lora_lint.rank_sweep.schedule import read_schedule
 
+TORCHTUNE_SCHEDULE = """\
+lr_scheduler:
+  _component_: torchtune.training.lr_schedulers.get_cosine_schedule_with_warmup
+  num_warmup_steps: 10
+"""
 MODEL_CONFIG = '{"model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 64}'  # fmt: skip
 CONFIG = """\
 # a commented config
@@ -139,7 +144,7 @@ def test_rank_that_does_not_fit_the_gpu_is_skipped(workdir: Path) -> None:
     [
         ("lr_scheduler: cosine\nwarmup_steps: 100\n", "cosine", 100, 0.0),  # axolotl
         ("lr_scheduler_type: linear\nwarmup_ratio: 0.1\n", "linear", 0, 0.1),  # LLaMA-Factory
-        ("lr_scheduler:\n  _component_: torchtune.training.lr_schedulers.get_cosine_schedule_with_warmup\n  num_warmup_steps: 10\n", "cosine", 10, 0.0),  # fmt: skip
+        (TORCHTUNE_SCHEDULE, "cosine", 10, 0.0),
         ("learning_rate: 0.1\n", "constant", 0, 0.0),
     ],
 )

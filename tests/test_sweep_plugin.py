@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 
@@ -28,6 +29,18 @@ def test_locked_rank_is_the_sweeps_choice(lora_setup, lora_sweep):
     assert lora_sweep.choice.quality_target == 0.9
     assert lora_sweep.r == lora_setup.get("r"), lora_sweep.choice.reason
 """
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Trials of a 32-wide model gain nothing from a second thread, and lose much when the cores are shared."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 
 def test_lora_sweep_fixture(pytester: pytest.Pytester) -> None:

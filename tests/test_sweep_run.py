@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from lora_lint.cli import main  # noqa: E402
+from lora_lint.cli import main
 
 TINY_MODEL = {"model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
               "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 64, "max_position_embeddings": 64}  # fmt: skip
@@ -28,6 +29,18 @@ learning_rate: 0.01
 """
 TRIAL_KEYS = {"r", "lora_alpha", "status", "reason", "quality", "val_loss", "val_losses", "train_seconds", "steps",
               "peak_memory_bytes", "peak_memory_source", "trainable_params", "symptoms"}  # fmt: skip
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Trials of a 32-wide model gain nothing from a second thread, and lose much when the cores are shared."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 
 def write_project(folder: Path) -> Path:
@@ -110,7 +123,7 @@ def test_mlflow_holds_every_trial(swept: tuple[int, dict, Path]) -> None:
     assert {"sweep.json", "sweep-quality.png", "sweep-time.png", "locked"} <= artifacts
 
 
-def nan_at_rank_4(model, tokenizer, eval_data) -> float:  # noqa: ANN001 - the documented metric signature
+def nan_at_rank_4(model, tokenizer, eval_data) -> float:
     """A user metric (higher is better) that breaks for one rank: that trial fails, the sweep goes on."""
     import torch
 

@@ -40,7 +40,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lora_lint.rank_sweep.api import project_defaults
-    from lora_lint.rank_sweep.options import SweepInputError, SweepOptions, load_metric, parse_ranks
+    from lora_lint.rank_sweep.options import (
+        SweepInputError,
+        SweepOptions,
+        load_metric,
+        parse_ranks,
+    )
 
     try:
         values = project_defaults(args.settings)

@@ -6,7 +6,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from lora_lint.rank_sweep.options import SETTING_NAMES, SweepInputError, SweepOptions, from_settings
+from lora_lint.rank_sweep.options import (
+    SETTING_NAMES,
+    SweepInputError,
+    SweepOptions,
+    from_settings,
+)
 
 
 def project_defaults(settings: str | os.PathLike[str] | None) -> dict[str, Any]:

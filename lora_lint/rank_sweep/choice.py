@@ -12,6 +12,7 @@ numbers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 QUALITY_TARGET = 0.95
@@ -86,7 +87,7 @@ def diminishing_returns(ranked: list[Candidate], quality_target: float = QUALITY
     """
     lines = []
     best = max((c.quality for c in ranked), default=0.0)
-    for low, high in zip(ranked, ranked[1:]):
+    for low, high in pairwise(ranked):
         if best <= 0 or low.train_seconds <= 0:
             continue
         gained = (high.quality - low.quality) / best

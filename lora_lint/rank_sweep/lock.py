@@ -16,7 +16,7 @@ from lora_lint.rank_sweep.options import SweepInputError
 LOCKED_FOLDER = "locked"
 
 
-def lock_config(plan: Any, r: int, alpha: float | int | None, folder: Path) -> Any:
+def lock_config(plan: Any, r: int, alpha: float | None, folder: Path) -> Any:
     """Write the locked copy under ``folder``; returns the editor's :class:`ConfigEdit`."""
     from lora_lint.config_edit import EditError, edit_config
 

@@ -111,7 +111,7 @@ def alpha_for_rank(setup: Any, r: int, mode: str) -> float | int | None:
     return int(scaled) if float(scaled).is_integer() else round(scaled, 6)
 
 
-def with_rank(setup: Any, r: int, alpha: float | int | None) -> Any:
+def with_rank(setup: Any, r: int, alpha: float | None) -> Any:
     """A copy of ``setup`` with r (and alpha) replaced, each keeping where it was written."""
     changed = copy.deepcopy(setup)
     changed.set("r", r, setup.location_of("r"))

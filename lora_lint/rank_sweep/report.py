@@ -60,7 +60,7 @@ def _quality_name(result: Any) -> str:
     return "held-out loss before minus after" if name == "val_loss" else f"{name} after minus before"
 
 
-def _num(value: float | int | None, spec: str = ".4g") -> str:
+def _num(value: float | None, spec: str = ".4g") -> str:
     return "-" if value is None else format(value, spec)
 
 

@@ -172,8 +172,12 @@ def _convergence_notes(trials: list[TrialResult]) -> list[str]:
     still_learning = [t.r for t in trials if t.status == "ok" and t.converged is False]
     if not still_learning:
         return []
-    return [f"r {', '.join(map(str, still_learning))} still improved in their last evaluations: short trials favour "
-            "ranks that learn fast over ranks that end better; more --steps or --epochs make the comparison fairer"]  # fmt: skip
+    ranks = ", ".join(map(str, still_learning))
+    note = (
+        f"r {ranks} still improved in their last evaluations: short trials favour ranks that learn fast over "
+        "ranks that end better; more --steps or --epochs make the comparison fairer"
+    )
+    return [note]
 
 
 def _write_outputs(result: SweepResult, plan: SweepPlan, options: SweepOptions, output: Path) -> None:

@@ -39,13 +39,24 @@ def log_sweep(kind: str, result: Any, options: Any, staging: Path, output: Path)
 
 
 def trial_params(result: Any, trial: Any, options: Any) -> dict[str, Any]:
-    return {"r": trial.r, "lora_alpha": trial.lora_alpha, "base_model": result.base_model,
-            "targets": _targets(result), "data_fraction": options.data_fraction, "status": trial.status}  # fmt: skip
+    return {
+        "r": trial.r,
+        "lora_alpha": trial.lora_alpha,
+        "base_model": result.base_model,
+        "targets": _targets(result),
+        "data_fraction": options.data_fraction,
+        "status": trial.status,
+    }
 
 
 def trial_metrics(trial: Any) -> dict[str, float]:
-    values = {"quality": trial.quality, "train_seconds": trial.train_seconds, "peak_memory_bytes": trial.peak_memory_bytes,  # fmt: skip
-              "final_val_loss": trial.val_loss, "trainable_params": trial.trainable_params}  # fmt: skip
+    values = {
+        "quality": trial.quality,
+        "train_seconds": trial.train_seconds,
+        "peak_memory_bytes": trial.peak_memory_bytes,
+        "final_val_loss": trial.val_loss,
+        "trainable_params": trial.trainable_params,
+    }
     return {name: float(value) for name, value in values.items() if value is not None}
 
 
@@ -63,9 +74,17 @@ def _mlflow(result: Any, options: Any, staging: Path, output: Path) -> dict[str,
     if not (os.environ.get("MLFLOW_EXPERIMENT_NAME") or os.environ.get("MLFLOW_EXPERIMENT_ID")):
         mlflow.set_experiment(EXPERIMENT)
     with mlflow.start_run(run_name=f"sweep {Path(result.config).name}") as parent:
-        mlflow.log_params({"config": result.config, "base_model": result.base_model, "ranks": ",".join(map(str, result.ranks)),  # fmt: skip
-                           "data_fraction": options.data_fraction, "quality_target": options.quality_target,
-                           "time_budget": options.time_budget, "backend": result.backend, "device": result.device})  # fmt: skip
+        sweep_params = {
+            "config": result.config,
+            "base_model": result.base_model,
+            "ranks": ",".join(map(str, result.ranks)),
+            "data_fraction": options.data_fraction,
+            "quality_target": options.quality_target,
+            "time_budget": options.time_budget,
+            "backend": result.backend,
+            "device": result.device,
+        }
+        mlflow.log_params(sweep_params)
         for trial in result.trials:
             with mlflow.start_run(run_name=f"r={trial.r}", nested=True):
                 mlflow.log_params(trial_params(result, trial, options))

@@ -15,6 +15,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from itertools import pairwise
 from typing import Any
 
 from lora_lint.rank_sweep.plan import TrialPlan, with_rank
@@ -35,7 +36,7 @@ class TrialSettings:
     seed: int
     trust_remote_code: bool
     user_models: dict[str, Any]
-    schedule: Schedule = Schedule()
+    schedule: Schedule = field(default_factory=Schedule)
 
 
 @dataclass
@@ -158,7 +159,7 @@ def _train(setup: Any, plan: TrialPlan, settings: TrialSettings, metric: Callabl
 def _robust_seconds(stamps: list[float], wall: float) -> float:
     """Training time as steps x the median step: a first-step warm-up or a neighbour's burst
     on a shared machine must not decide which rank is "fast enough"."""
-    durations = [later - earlier for earlier, later in zip(stamps, stamps[1:])]
+    durations = [later - earlier for earlier, later in pairwise(stamps)]
     if len(durations) < 3:
         return wall
     return statistics.median(durations) * len(stamps)
