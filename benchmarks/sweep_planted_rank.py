@@ -7,7 +7,7 @@ smallest rank whose gain over the base reaches 95 % of the best gain (the rule w
 budget opened, since on a CPU the time hardly grows with the rank of a tiny model). A row
 prints the knee and each rank's share of the best gain.
 
-    python benchmarks/sweep_planted_rank.py [--ks 2,4,8] [--seeds 3] [--ranks 1,2,4,8,16,32] [--steps 300]
+    python benchmarks/sweep_planted_rank.py [--ks 2,4,8] [--seeds 3] [--ranks 1,2,4,8,16,32] [--steps 400]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def main() -> int:
     parser.add_argument("--ks", default="2,4,8")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--ranks", default="1,2,4,8,16,32")
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest for models this small)")
     args = parser.parse_args()
     os.environ["HF_HUB_OFFLINE"] = "1"

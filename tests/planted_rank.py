@@ -29,8 +29,8 @@ def base_config() -> object:
                        initializer_range=BASE_INIT, tie_word_embeddings=False)  # fmt: skip
 
 
-def plant(folder: Path, k: int, seed: int, *, train: int = 1500, val: int = 200, length: int = 24,
-          learning_rate: float = 3e-3, batch: int = 32) -> Path:  # fmt: skip
+def plant(folder: Path, k: int, seed: int, *, train: int = 600, val: int = 100, length: int = 16,
+          learning_rate: float = 1e-2, batch: int = 32) -> Path:  # fmt: skip
     """Write the base model, the teacher's data and a student config into ``folder``; returns the config."""
     import torch
     from tokenizers import Tokenizer
