@@ -30,7 +30,7 @@ def base_config() -> object:
 
 
 def plant(folder: Path, k: int, seed: int, *, train: int = 600, val: int = 100, length: int = 16,
-          learning_rate: float = 1e-2, batch: int = 32) -> Path:  # fmt: skip
+          learning_rate: float = 1e-2, batch: int = 8) -> Path:  # fmt: skip
     """Write the base model, the teacher's data and a student config into ``folder``; returns the config."""
     import torch
     from tokenizers import Tokenizer

@@ -2,7 +2,8 @@
 
 Every trial builds the same base model from the same seed, reads the same data subset,
 draws the same batches and trains as the config says (rate, schedule, warmup, gradient
-accumulation, dropout, quantization), only for fewer steps. Quality is the gain over the
+accumulation, dropout, quantization), only for fewer steps; the runtime's caps on the
+micro batch and the sequence length apply, as in the smoke run. Quality is the gain over the
 base model: the held-out loss (or the user's metric) with the adapter off before
 training, against the same measure after. A trial that diverges or dies is a failed
 trial; the sweep goes on.
