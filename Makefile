@@ -10,7 +10,7 @@ TORCH := torch==2.13.0
 $(BIN)/lora-lint: pyproject.toml requirements/test-constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c requirements/test-constraints.txt "$(TORCH)" -e ".[torch,test,lightning,xdist,trl]"
+	$(BIN)/pip install --quiet -c requirements/test-constraints.txt "$(TORCH)" -e ".[torch,test,lightning,xdist,trl,ray,mlflow,tensorboard,wandb]"
 	touch $@
 
 demo: $(BIN)/lora-lint

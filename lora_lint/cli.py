@@ -21,6 +21,7 @@ COMMANDS = {
     "memory": "lora_lint.commands.memory",
     "smoke": "lora_lint.commands.smoke",
     "guard-report": "lora_lint.commands.guard_report",
+    "sweep": "lora_lint.commands.sweep",
 }
 EXIT_USAGE = 2
 

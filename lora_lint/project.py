@@ -30,6 +30,7 @@ KEYS = {
     "dataset-examples": int,  # training-set size when the config cannot tell
     "gpu": str,  # target GPU for memory rules, e.g. "A100-80GB"
     "usable-memory-gb": (int, float),  # usable GPU memory when the GPU is not in the catalog
+    "sweep": dict,  # defaults of `lora-lint sweep` (ranks, quality-target, time-budget, ...)
 }
 DEFAULT_EXCLUDE = [".git", ".venv", "venv", "node_modules", "__pycache__", ".tox", ".mypy_cache", "build", "dist"]
 
@@ -49,7 +50,8 @@ class Project:
     """Settings of one run: from a settings file, then command-line overrides."""
 
     __slots__ = ("root", "source", "select", "ignore", "per_file_ignores", "severity", "fail_on", "options",
-                 "extra_rules", "exclude", "models", "dataset_examples", "gpu", "usable_memory_gb")  # fmt: skip
+                 "extra_rules", "exclude", "models", "dataset_examples", "gpu", "usable_memory_gb",
+                 "sweep")  # fmt: skip
 
     def __init__(self, root: str | os.PathLike[str], source: str | os.PathLike[str] | None = None) -> None:
         self.root = root
@@ -66,6 +68,7 @@ class Project:
         self.dataset_examples: int | None = None
         self.gpu: str | None = None
         self.usable_memory_gb: float | None = None
+        self.sweep: dict[str, Any] = {}
 
     def apply(self, table: dict[str, Any], where: str) -> None:
         """Take the values of a ``[tool.lora-lint]`` table, checking names and types."""

@@ -6,7 +6,8 @@ gets three items: ``static`` (the linter's findings at or above fail-on), ``shap
 and ``smoke`` (a short training run watched for dead adapters, a wrong initial loss,
 divergence, plateaus and overfitting). The fixtures ``lora_setup``, ``lora_facts``,
 ``lora_model`` and ``lora_smoke`` expose the same results to ordinary tests, so a team
-writes its own policies as plain asserts.
+writes its own policies as plain asserts; ``lora_sweep`` runs a rank sweep of the config
+(``--lora-sweep 4,8,16``), so CI can assert that the locked rank is still the one chosen.
 
 Loaded by the ``pytest11`` entry point in every pytest run, so this module imports
 nothing but pytest: the linter, torch and the runtime are imported inside hooks, and
@@ -55,6 +56,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--lora-no-reference", action="store_true",
                     help="skip the reference adapter's run (alpha = 2r), which doubles smoke time for configs "
                          "with another alpha/r; slow learning is then judged on absolute bars only")  # fmt: skip
+    group.addoption("--lora-sweep", metavar="RANKS",
+                    help="ranks the lora_sweep fixture tries, e.g. 4,8,16 (default: [tool.lora-lint.sweep] or 4,8,16)")  # fmt: skip
     parser.addini("lora_check_paths", type="args", default=[],
                   help="config files, folders or globs that --lora-check checks besides the collected paths")  # fmt: skip
 
@@ -143,6 +146,37 @@ def lora_smoke(request: pytest.FixtureRequest, lora_config_check: ConfigCheck) -
     return request.config.stash[_SESSION].run(lambda: lora_config_check.smoke(), lora_config_check)
 
 
+@pytest.fixture
+def lora_sweep(request: pytest.FixtureRequest, lora_config_check: ConfigCheck) -> Any:
+    """The rank sweep of the config (a :class:`~lora_lint.rank_sweep.run.SweepResult`), run once per config.
+
+    Ranks from ``--lora-sweep``, else ``[tool.lora-lint.sweep]``; trial length, rule and
+    thresholds from ``[tool.lora-lint.sweep]``; device and seed from ``--lora-device`` and
+    ``--lora-seed``. ``lora_sweep.r`` is the chosen rank (None when none met the rule).
+    """
+    session = request.config.stash[_SESSION]
+    key = lora_config_check.path
+    if key not in session.sweeps:
+        session.sweeps[key] = session.run(lambda: _sweep(request.config, lora_config_check), lora_config_check)
+    return session.sweeps[key]
+
+
+def _sweep(config: pytest.Config, check: ConfigCheck) -> Any:
+    from lora_lint.rank_sweep.api import project_defaults
+    from lora_lint.rank_sweep.options import SweepInputError, SweepOptions, parse_ranks
+    from lora_lint.rank_sweep.run import run_sweep
+
+    try:
+        values = project_defaults(None)
+        if config.getoption("lora_sweep"):
+            values["ranks"] = parse_ranks(config.getoption("lora_sweep"))
+        values.update(device=config.getoption("lora_device"), seed=config.getoption("lora_seed"),
+                      trust_remote_code=config.getoption("lora_trust_remote_code"))  # fmt: skip
+        return run_sweep(check.path, SweepOptions(**values))
+    except SweepInputError as exc:
+        pytest.fail(f"lora_sweep: {exc}", pytrace=False)
+
+
 # -- collection -------------------------------------------------------------------------
 
 
@@ -217,6 +251,7 @@ class LoraSession:
         self._project: Any = None
         self._discovered: list[str] | None = None
         self.worker_entries: list[dict[str, Any]] = []  # report entries from pytest-xdist workers
+        self.sweeps: dict[str, Any] = {}  # config path -> SweepResult, for the lora_sweep fixture
 
     # -- hooks ----------------------------------------------------------------------------
 

@@ -243,6 +243,17 @@ class ConfigCheck:
             self.restore_initial_weights()
             self.timings["reference"] = time.perf_counter() - started
 
+    def task_data(self) -> TaskData:
+        """The data runs of this config train and evaluate on (its local files, else a learnable task)."""
+        try:
+            return self._task_data(self.model())
+        except DataError as exc:
+            raise BuildError(str(exc)) from exc
+
+    def run_settings(self) -> Any:
+        """The smoke run's settings for the built model (the config's rate, batch and length, capped)."""
+        return self._settings(self.model())
+
     def _settings(self, built: BuiltModel) -> Any:
         from lora_lint.runtime.train import RunSettings
 

@@ -2,8 +2,9 @@
 
 The run mirrors the config where it matters (its learning rate, adapter, precision,
 quantization, gradient checkpointing) and shrinks what only costs time (batch and
-sequence length are capped; gradient accumulation is left out, since each micro-batch
-step is what a detector sees). On a narrow CPU proxy lora_A's learning rate is
+sequence length are capped; the smoke run leaves gradient accumulation out, since each
+micro-batch step is what a detector sees, while a sweep trial accumulates and follows the
+config's warmup and schedule, because it must train as the real run will). On a narrow CPU proxy lora_A's learning rate is
 multiplied by the width ratio (see :mod:`lora_lint.runtime.proxy`); lora_B's fan-in is
 the rank, which the proxy keeps, so its rate stays the config's.
 """
@@ -14,6 +15,7 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from lora_lint.runtime.record import RunRecord
@@ -32,6 +34,9 @@ class RunSettings:
     eval_every: int
     seed: int
     lora_a_lr_multiplier: float = 1.0
+    gradient_accumulation: int = 1  # micro-batches per optimizer step (a sweep trial trains as the config does)
+    warmup_steps: int = 0
+    schedule: str = "constant"  # constant | linear | cosine: the rate after warmup, decaying to 0 at the last step
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -90,6 +95,7 @@ def smoke_train(
          {"params": others, "lr": settings.learning_rate}],
         lr=settings.learning_rate, weight_decay=0.0,
     )  # fmt: skip
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, partial(_rate_factor, settings))
     layers = _adapted_layers(model)
     stream = batches(train, settings.batch_size, settings.seed)
     first = [t.to(device) for t in next(stream)]
@@ -103,18 +109,19 @@ def smoke_train(
     for step in range(settings.steps):
         if val_batches and step % settings.eval_every == 0:
             record.val_losses.append((step, _mean_loss(model, val_batches)))
-        loss = _loss(model, batch)
-        loss.backward()
+        extra = [[t.to(device) for t in next(stream)] for _ in range(settings.gradient_accumulation - 1)]
+        loss = _accumulated_backward(model, [batch, *extra])
         grad_norm = _grad_norm(named)
         if step < WATCH_STEPS:
             watch.observe(step)
-        record.losses.append(loss.item())
+        record.losses.append(loss)
         record.grad_norms.append(grad_norm)
         if on_step is not None:
             on_step(step, record.losses[-1])
         if not (math.isfinite(record.losses[-1]) and math.isfinite(grad_norm)):
             break  # divergence is established; more steps only produce NaN
         optimizer.step()
+        scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         record.update_ratios.append(_largest_update_ratio(layers))
         if step + 1 == WATCH_STEPS:
@@ -126,6 +133,28 @@ def smoke_train(
     record.grads_missing, record.grads_zero = watch.missing, watch.zero()
     keep_training_mode(model)
     return record
+
+
+def _accumulated_backward(model: Any, micro_batches: list[list[Any]]) -> float:
+    """Backward over the micro-batches of one optimizer step; their mean loss."""
+    total = 0.0
+    for batch in micro_batches:
+        loss = _loss(model, batch) / len(micro_batches)
+        loss.backward()
+        total += loss.item()
+    return total
+
+
+def _rate_factor(settings: RunSettings, step: int) -> float:
+    """The learning-rate multiplier at ``step``: linear warmup, then the schedule's decay."""
+    if step < settings.warmup_steps:
+        return (step + 1) / (settings.warmup_steps + 1)
+    if settings.schedule == "constant":
+        return 1.0
+    progress = (step - settings.warmup_steps) / max(1, settings.steps - settings.warmup_steps)
+    if settings.schedule == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return max(0.0, 1.0 - progress)
 
 
 def _loss(model: Any, batch: list[Any]) -> Any:
