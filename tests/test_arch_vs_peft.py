@@ -4,6 +4,10 @@ Random small configs of each family are built by transformers on the meta device
 random LoraConfigs are applied with PEFT, and ``get_nb_trainable_parameters()`` must
 equal :func:`count_parameters` exactly. Where PEFT refuses a config, the counter must
 report an error too. Needs the ``[torch]`` extra; skipped without it.
+
+A focused run for one family, with more examples than CI's 60:
+
+    LORA_LINT_ARCH_FAMILIES=qwen3_5,qwen3_next LORA_LINT_ARCH_EXAMPLES=300 pytest tests/test_arch_vs_peft.py
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ from lora_lint.arch import FAMILIES, AdapterSpec, architecture_for, count_parame
 from lora_lint.arch.model import LORA_MODULE_KINDS
 
 transformers.logging.set_verbosity_error()
+
+FOCUS = [f for f in os.environ.get("LORA_LINT_ARCH_FAMILIES", "").split(",") if f]
+EXAMPLES = int(os.environ.get("LORA_LINT_ARCH_EXAMPLES", "60"))
 
 _AUTO = {
     "CAUSAL_LM": "AutoModelForCausalLM",
@@ -53,7 +60,7 @@ def _decoder_config(draw, family: str) -> dict:
         "eos_token_id": 2,
     }
     kv_choices = [k for k in (1, 2, heads) if heads % k == 0]
-    if family in {"gemma", "gemma2", "gemma3_text", "qwen3"}:
+    if family in {"gemma", "gemma2", "gemma3_text", "qwen3", "glm4"}:
         config["head_dim"] = draw(st.sampled_from([4, 8]))
         config["num_key_value_heads"] = draw(st.sampled_from(kv_choices))
     else:
@@ -163,6 +170,18 @@ def _config(draw, family: str) -> dict:
         }
         _maybe(draw, config, "num_decoder_layers", st.integers(1, 2))
         _maybe(draw, config, "feed_forward_proj", st.sampled_from(["relu", "gated-gelu"]))
+    elif family == "gpt_neo":
+        layers = draw(st.integers(1, 3))
+        config = {
+            "vocab_size": 40,
+            "hidden_size": 16,
+            "num_layers": layers,
+            "num_heads": 2,
+            "max_position_embeddings": 32,
+            "attention_types": [[["global", "local"], layers // 2]] + [[["global"], 1]] * (layers % 2),
+        }
+        _maybe(draw, config, "intermediate_size", st.sampled_from([24, None]))
+        _maybe(draw, config, "tie_word_embeddings", st.booleans())
     elif family in {"bert", "roberta"}:
         config = {
             "vocab_size": 40,
@@ -192,7 +211,7 @@ def _names(draw, pool: list[str], min_size: int = 1) -> list[str]:
 
 @st.composite
 def cases(draw):
-    family = draw(st.sampled_from(sorted(FAMILIES)))
+    family = draw(st.sampled_from(FOCUS or sorted(FAMILIES)))
     config = _config(draw, family)
     tasks = sorted(FAMILIES[family].tasks)
     task = draw(st.sampled_from([*tasks, None]))
@@ -234,12 +253,21 @@ def cases(draw):
     return config, task, spec
 
 
-def _peft_counts(config: dict, task: str | None, spec: AdapterSpec) -> tuple[int, tuple[int, int] | None]:
-    auto = _AUTO[task or architecture_for(config).task_type]
+def _build(config: dict, task: str | None = None):
+    """The model ``architecture_for`` describes, built by transformers on the meta device."""
+    arch = architecture_for(config, task)
     cfg = transformers.AutoConfig.for_model(**config)
     with torch.device("meta"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = getattr(transformers, auto).from_config(cfg)
+        if arch.model_class:
+            return getattr(transformers, arch.model_class)._from_config(cfg)
+        return getattr(transformers, _AUTO[arch.task_type]).from_config(cfg)
+
+
+def _peft_counts(config: dict, task: str | None, spec: AdapterSpec) -> tuple[int, tuple[int, int] | None]:
+    model = _build(config, task)
+    with torch.device("meta"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         base = sum(p.numel() for p in model.parameters())
         try:
             lora = peft.LoraConfig(
@@ -263,7 +291,7 @@ def _peft_counts(config: dict, task: str | None, spec: AdapterSpec) -> tuple[int
         return base, peft_model.get_nb_trainable_parameters()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases())
 def test_counts_equal_peft(case):
     config, task, spec = case
@@ -278,7 +306,7 @@ def test_counts_equal_peft(case):
         assert (count.trainable_params, count.total_params) == peft_counts
 
 
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("family", FOCUS or sorted(FAMILIES))
 def test_every_family_builds_like_transformers(family):
     """Each family's defaults and layout, with transformers' own defaults for every absent key."""
     config = {
@@ -290,11 +318,10 @@ def test_every_family_builds_like_transformers(family):
     }
     if family == "phi3":
         config["pad_token_id"] = 0
+    if family == "gpt_neo":
+        config["attention_types"] = [[["global"], 1]]
     arch = architecture_for(config)
-    auto = _AUTO[arch.task_type]
-    with torch.device("meta"), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = getattr(transformers, auto).from_config(transformers.AutoConfig.for_model(**config))
+    model = _build(config)
     real = {name: tuple(p.shape) for name, p in model.named_parameters()}
     described = {
         f"{m.name}.{param}": shape

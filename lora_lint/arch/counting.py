@@ -15,7 +15,9 @@ The numbers equal ``PeftModel.get_nb_trainable_parameters()`` on the real model:
 - ``rank_pattern``/``alpha_pattern``: the first key, in order, for which
   ``re.match(rf"(.*\\.)?({key})$", name)`` holds.
 - A LoRA layer adds ``r * (in + out)`` (``lora_A``: r x in, ``lora_B``: out x r; for an
-  Embedding ``lora_embedding_A``: r x num, ``lora_embedding_B``: dim x r); DoRA adds a
+  Embedding ``lora_embedding_A``: r x num, ``lora_embedding_B``: dim x r; for a convolution
+  ``lora_A`` reads the layer's whole fan-in and ``lora_B`` is grouped like the layer, so a
+  depthwise convolution needs r divisible by its groups); DoRA adds a
   magnitude vector with one entry per output row of the base weight.
 - ``modules_to_save`` (plus ``classifier`` and ``score`` for SEQ_CLS) wraps each module
   whose name ends with an entry: the original stays, frozen, and a trainable deep copy
@@ -39,16 +41,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from functools import cached_property
+from math import prod
 
 from lora_lint.record import Record, replace
 
 from lora_lint.arch.families import SEQ_CLS
 from lora_lint.arch.model import (
     ALL_LINEAR_KINDS,
+    CONV,
     CONV1D,
     LINEAR,
     LORA_MODULE_KINDS,
     Architecture,
+    Module,
 )
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms of start-up; annotations stay strings
@@ -470,6 +475,12 @@ class _Counter:
             return None
         r, alpha, follows = self._rank_alpha(name)
         size = module.in_features + module.out_features
+        if module.kind == CONV:
+            groups = _conv_groups(module)
+            if r % groups:
+                self.errors.append(f"LoRA on {name} needs a rank divisible by its {groups} convolution groups")
+                return None
+            size = module.in_features + module.out_features // groups  # lora_B is grouped like the layer
         params = r * size
         if self.spec.use_dora:
             params += module.out_features  # one magnitude per output row (per embedding_dim for an Embedding)
@@ -623,6 +634,12 @@ def _suffix_in(key: str, targets: frozenset[str]) -> bool:
             return True
         start = key.find(".", start + 1)
     return False
+
+
+def _conv_groups(module: Module) -> int:
+    """A convolution's groups, from its weight ``(out, in / groups, *kernel)`` and its fan-in ``in * kernel``."""
+    weight = next(shape for name, shape in module.params if name == "weight")
+    return module.in_features // prod(weight[1:])
 
 
 def _shapes(layers: Iterable[AdaptedLayer]) -> tuple[tuple[int, int], ...]:
