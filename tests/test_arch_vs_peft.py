@@ -91,8 +91,42 @@ def _decoder_config(draw, family: str) -> dict:
     return config
 
 
+_HYBRID_TEXT = {"qwen3_5": "qwen3_5_text", "qwen3_5_moe": "qwen3_5_moe_text"}
+
+
+def _hybrid_config(draw, family: str) -> dict:
+    """Gated DeltaNet hybrids, small enough that a depthwise convolution sometimes takes LoRA (r divisible by groups)."""
+    config = _decoder_config(draw, "qwen3")
+    config.update(
+        linear_conv_kernel_dim=draw(st.sampled_from([2, 4])),
+        linear_key_head_dim=draw(st.sampled_from([1, 2, 4])),
+        linear_value_head_dim=draw(st.sampled_from([2, 4])),
+        linear_num_key_heads=1,
+        linear_num_value_heads=draw(st.sampled_from([1, 2])),
+    )
+    if draw(st.booleans()):
+        config["layer_types"] = draw(
+            st.lists(st.sampled_from(["linear_attention", "full_attention"]), min_size=config["num_hidden_layers"], max_size=config["num_hidden_layers"])
+        )
+    else:
+        _maybe(draw, config, "full_attention_interval", st.sampled_from([1, 2]))
+    if family in {"qwen3_5_moe", "qwen3_5_moe_text", "qwen3_next"}:
+        config["num_experts"] = draw(st.sampled_from([2, 3]))
+        config["moe_intermediate_size"] = draw(st.sampled_from([8, 12]))
+        config["shared_expert_intermediate_size"] = draw(st.sampled_from([8, 20]))
+    if family == "qwen3_next":
+        _maybe(draw, config, "decoder_sparse_step", st.sampled_from([1, 2]))
+        _maybe(draw, config, "mlp_only_layers", st.sampled_from([[], [0]]))
+    if family in _HYBRID_TEXT:
+        config = {"text_config": {"model_type": _HYBRID_TEXT[family], **config}}
+        _maybe(draw, config, "tie_word_embeddings", st.booleans())
+    return config
+
+
 def _config(draw, family: str) -> dict:
-    if family in {"gpt2", "gptj"}:
+    if family in {"qwen3_5", "qwen3_5_moe", "qwen3_5_text", "qwen3_5_moe_text", "qwen3_next"}:
+        config = _hybrid_config(draw, family)
+    elif family in {"gpt2", "gptj"}:
         config = {
             "vocab_size": 40,
             "n_embd": 16,
