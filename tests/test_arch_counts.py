@@ -227,19 +227,22 @@ def test_peft_has_no_default_targets_for_some_families():
     assert count.errors == ("PEFT has no default target_modules for model type 'phi3'",)
 
 
-def test_gemma3_wrapper_is_described_by_its_language_model():
+def test_gemma3_is_described_with_its_vision_tower():
+    """AutoModelForCausalLM builds Gemma3ForConditionalGeneration: all-linear reaches the vision tower too."""
     config = {"model_type": "gemma3", "text_config": {"hidden_size": 64, "num_hidden_layers": 1}}
     arch = architecture_for(config)
-    assert arch.family == "gemma3_text"
-    assert arch.note and "vision" in arch.note
+    assert arch.family == "gemma3"
     assert "model.language_model.layers.0.self_attn.q_proj" in arch.by_name
+    assert "model.vision_tower.encoder.layers.0.self_attn.q_proj" in arch.by_name
     assert arch.by_name["lm_head"].tied_to == arch.input_embedding == "model.language_model.embed_tokens"
+    adapted = {layer.name for layer in count_parameters(arch, AdapterSpec(target_modules="all-linear")).layers}
+    assert "model.vision_tower.encoder.layers.0.mlp.fc1" in adapted and "lm_head" not in adapted
 
 
 def test_unsupported_family_raises_with_its_name():
     with pytest.raises(UnsupportedArchitecture) as info:
-        architecture_for({"model_type": "qwen3_next"})
-    assert info.value.model_type == "qwen3_next"
+        architecture_for({"model_type": "rwkv"})
+    assert info.value.model_type == "rwkv"
 
 
 @pytest.mark.parametrize(

@@ -60,7 +60,7 @@ def _decoder_config(draw, family: str) -> dict:
         "eos_token_id": 2,
     }
     kv_choices = [k for k in (1, 2, heads) if heads % k == 0]
-    if family in {"gemma", "gemma2", "gemma3_text", "qwen3", "glm4"}:
+    if family in {"gemma", "gemma2", "gemma3_text", "qwen3", "glm4", "ministral3"}:
         config["head_dim"] = draw(st.sampled_from([4, 8]))
         config["num_key_value_heads"] = draw(st.sampled_from(kv_choices))
     else:
@@ -123,8 +123,50 @@ def _hybrid_config(draw, family: str) -> dict:
     return config
 
 
+_MULTIMODAL = {
+    "gemma3": (["gemma3_text"], "siglip_vision_model"),
+    "paligemma": (["gemma"], "siglip_vision_model"),
+    "llava": (["llama", "mistral", "qwen2"], "clip_vision_model"),
+    "mistral3": (["mistral", "ministral3"], "pixtral"),
+    "idefics3": (["llama"], "idefics3_vision"),
+    "smolvlm": (["llama"], "smolvlm_vision"),
+}
+"""Multimodal families: the text families their language model is drawn from, and their vision tower."""
+
+
+def _multimodal_config(draw, family: str) -> dict:
+    text_types, vision_type = _MULTIMODAL[family]
+    text_type = draw(st.sampled_from(text_types))
+    text = _config(draw, text_type)
+    vision = {
+        "model_type": vision_type,
+        "hidden_size": draw(st.sampled_from([8, 16])),
+        "intermediate_size": draw(st.sampled_from([12, 24])),
+        "num_hidden_layers": draw(st.integers(1, 2)),
+        "num_attention_heads": 2,
+        "image_size": 28,
+        "patch_size": 14,
+    }
+    if vision_type == "siglip_vision_model":
+        _maybe(draw, vision, "vision_use_head", st.booleans())
+    config = {"text_config": text, "vision_config": vision}
+    _maybe(draw, config, "tie_word_embeddings", st.booleans())
+    if family in {"llava", "mistral3"}:
+        _maybe(draw, config, "vision_feature_layer", st.sampled_from([-1, [-2, -1]]))
+        _maybe(draw, config, "multimodal_projector_bias", st.booleans())
+    if family == "mistral3":
+        _maybe(draw, config, "spatial_merge_size", st.sampled_from([1, 2]))
+    if family in {"idefics3", "smolvlm"}:
+        _maybe(draw, config, "scale_factor", st.sampled_from([1, 2]))
+    if family == "paligemma":
+        _maybe(draw, config, "projection_dim", st.sampled_from([8, 24]))
+    return config
+
+
 def _config(draw, family: str) -> dict:
-    if family in {"qwen3_5", "qwen3_5_moe", "qwen3_5_text", "qwen3_5_moe_text", "qwen3_next"}:
+    if family in _MULTIMODAL:
+        config = _multimodal_config(draw, family)
+    elif family in {"qwen3_5", "qwen3_5_moe", "qwen3_5_text", "qwen3_5_moe_text", "qwen3_next"}:
         config = _hybrid_config(draw, family)
     elif family in {"gpt2", "gptj"}:
         config = {

@@ -169,7 +169,7 @@ def test_lora_lint_counts_what_transformers_builds(model_id: str) -> None:
         pytest.skip(f"not described by lora-lint's architecture model: {unsupported}")
     counted = count_parameters(arch, AdapterSpec(r=8, target_linear=True))
     config = transformers_config(arch.config)
-    built = meta_numel(config, TASK_AUTO_CLASSES[arch.task_type])
+    built = meta_numel(config, arch.model_class or TASK_AUTO_CLASSES[arch.task_type])
     assert counted.base_params == built
 
 

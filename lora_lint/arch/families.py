@@ -961,19 +961,6 @@ def architecture_for(
     )
 
 
-_MULTIMODAL_TEXT_PREFIX = "model.language_model."
-"""Gemma3ForConditionalGeneration keeps its text model at ``model.language_model`` (transformers 5)."""
-
-
-def _moved_name(name: str, prefix: str) -> str:
-    return prefix + name.removeprefix("model.") if name.startswith("model.") else name
-
-
-def _moved(module: Module, prefix: str) -> Module:
-    tied = _moved_name(module.tied_to, prefix) if module.tied_to else None
-    return replace(module, name=_moved_name(module.name, prefix), tied_to=tied)
-
-
 def _num_labels(config: Mapping[str, Any]) -> int:
     """transformers derives ``num_labels`` from ``id2label`` when present; 2 otherwise."""
     if isinstance(config.get("id2label"), Mapping):

@@ -1,4 +1,4 @@
-"""Dense decoder families added after the first release: Cohere 2, OLMo 3, GLM-4 and GPT-Neo.
+"""Dense decoder families added after the first release: Cohere 2, OLMo 3, GLM-4, Ministral 3 and GPT-Neo.
 
 Each is data over the shared decoder layout of :mod:`lora_lint.arch.families`, except
 GPT-Neo, which names its blocks the GPT-2 way with plain ``nn.Linear`` layers.
@@ -75,6 +75,10 @@ FAMILIES: dict[str, Family] = {
             head_dim=128,
             attention_bias=True,
         ),
+    ),
+    "ministral3": Family(  # the language model of Ministral 3 (Mistral3ForConditionalGeneration)
+        _decoder(),
+        _defaults(vocab_size=131072, intermediate_size=14336, num_hidden_layers=34, num_key_value_heads=8, head_dim=128),
     ),
     "gpt_neo": Family(
         _gpt_neo,

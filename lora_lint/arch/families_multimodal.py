@@ -1,2 +1,311 @@
-"""placeholder"""
-FAMILIES = {}
+"""Vision-language models: a vision tower, a projector and a language model in one class.
+
+Transformers 5 builds these as ``...ForConditionalGeneration`` with the vision tower
+at ``model.vision_tower`` (``model.vision_model`` for Idefics3/SmolVLM), the projector
+beside it and the language model at ``model.language_model`` (``model.text_model``);
+the output layer ``lm_head`` stays at the top. PEFT's ``all-linear`` collects every
+``nn.Linear`` of the whole model except ``lm_head``: the vision tower's attention and
+MLP layers and the projector are adapted too. Patch embeddings are convolutions, which
+LoRA adapts only when a target names them.
+
+Each sub-config is read the way the composite config class reads it: a dict is built
+with its own ``model_type``'s defaults (the composite's default type when the dict has
+none); an absent sub-config takes the composite's defaults for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from lora_lint.record import Record, replace
+
+from lora_lint.arch import families
+from lora_lint.arch.families import CAUSAL_LM, Builder, Config, Family, Layout
+from lora_lint.arch.model import Module
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class Part(Record):
+    """How a composite config fills one sub-config."""
+
+    key: str  # "text_config" | "vision_config"
+    model_type: str  # used when the dict names none, or the sub-config is absent
+    absent: Mapping[str, Any] = {}  # the composite's own values when the sub-config is absent
+
+
+class Tower(Record):
+    """A vision encoder: its layout under a prefix and its config class defaults."""
+
+    layout: Callable[[Config, Builder, str], None]
+    defaults: Mapping[str, Any]
+    aliases: Mapping[str, str] = {}
+
+
+def _sub(c: Config, part: Part, registry: Mapping[str, Any]) -> Config:
+    raw = c[part.key]
+    if not isinstance(raw, Mapping):
+        raw = {"model_type": part.model_type, **part.absent}
+    model_type = str(raw.get("model_type") or part.model_type)
+    described = registry.get(model_type)
+    if described is None:
+        raise families.UnsupportedArchitecture(model_type, f"as the {part.key} of {c['model_type']}")
+    return Config(raw, described.defaults, described.aliases)
+
+
+def _text_family(c: Config, part: Part) -> tuple[Config, Family]:
+    text = _sub(c, part, families.FAMILIES)
+    return text, families.FAMILIES[str(text.raw.get("model_type") or part.model_type)]
+
+
+def _language_model(
+    c: Config,
+    b: Builder,
+    part: Part,
+    prefix: str,
+    tied: bool | Callable[[Config], bool],
+    task: str,
+    num_labels: int,
+) -> Layout:
+    """The text family's layout with ``model.`` moved to ``prefix`` and the composite's tying rule."""
+    text, family = _text_family(c, part)
+    tie = tied(text) if callable(tied) else tied
+    text_view = Config({**text.raw, "tie_word_embeddings": tie}, text.defaults, text.aliases)
+    inner = Builder()
+    layout = family.layout(text_view, inner, task, num_labels)
+    b.modules += [_moved(m, prefix) for m in inner.modules]
+    return replace(layout, input_embedding=_moved_name(layout.input_embedding, prefix), text=text)
+
+
+def _moved_name(name: str, prefix: str) -> str:
+    return prefix + name.removeprefix("model.") if name.startswith("model.") else name
+
+
+def _moved(module: Module, prefix: str) -> Module:
+    tied = _moved_name(module.tied_to, prefix) if module.tied_to else None
+    return replace(module, name=_moved_name(module.name, prefix), tied_to=tied)
+
+
+def _size(value: Any) -> int:
+    """``image_size``/``patch_size`` may be a pair; the towers here are square."""
+    return int(value[0] if isinstance(value, (list, tuple)) else value)
+
+
+# ---------------------------------------------------------------------------------------
+# Vision towers
+
+
+def _vit_layers(vc: Config, b: Builder, p: str, *, bias: bool = True) -> None:
+    """The CLIP/SigLIP encoder layer: ``self_attn.{q,k,v,out}_proj``, ``mlp.fc1/fc2``, two LayerNorms."""
+    hidden, inter = vc["hidden_size"], vc["intermediate_size"]
+    for i in range(vc["num_hidden_layers"]):
+        q = f"{p}.encoder.layers.{i}"
+        for name in ("k_proj", "v_proj", "q_proj", "out_proj"):
+            b.linear(f"{q}.self_attn.{name}", hidden, hidden, bias)
+        b.norm(f"{q}.layer_norm1", hidden, bias=True)
+        b.linear(f"{q}.mlp.fc1", hidden, inter, bias)
+        b.linear(f"{q}.mlp.fc2", inter, hidden, bias)
+        b.norm(f"{q}.layer_norm2", hidden, bias=True)
+
+
+def _siglip(vc: Config, b: Builder, p: str) -> None:
+    hidden, patch = vc["hidden_size"], _size(vc["patch_size"])
+    b.conv(f"{p}.embeddings.patch_embedding", vc["num_channels"], hidden, (patch, patch), bias=True)
+    b.embedding(f"{p}.embeddings.position_embedding", (_size(vc["image_size"]) // patch) ** 2, hidden)
+    _vit_layers(vc, b, p)
+    b.norm(f"{p}.post_layernorm", hidden, bias=True)
+    if vc["vision_use_head"]:
+        h = f"{p}.head"
+        b.other(h, ("probe", (1, 1, hidden)))
+        b.other(f"{h}.attention", ("in_proj_weight", (3 * hidden, hidden)), ("in_proj_bias", (3 * hidden,)))
+        b.linear(f"{h}.attention.out_proj", hidden, hidden, True)
+        b.norm(f"{h}.layernorm", hidden, bias=True)
+        b.linear(f"{h}.mlp.fc1", hidden, vc["intermediate_size"], True)
+        b.linear(f"{h}.mlp.fc2", vc["intermediate_size"], hidden, True)
+
+
+def _clip(vc: Config, b: Builder, p: str) -> None:
+    hidden, patch = vc["hidden_size"], _size(vc["patch_size"])
+    b.other(f"{p}.embeddings", ("class_embedding", (hidden,)))
+    b.conv(f"{p}.embeddings.patch_embedding", vc["num_channels"], hidden, (patch, patch), bias=False)
+    b.embedding(f"{p}.embeddings.position_embedding", (_size(vc["image_size"]) // patch) ** 2 + 1, hidden)
+    b.norm(f"{p}.pre_layrnorm", hidden, bias=True)
+    _vit_layers(vc, b, p)
+    b.norm(f"{p}.post_layernorm", hidden, bias=True)
+
+
+def _pixtral(vc: Config, b: Builder, p: str) -> None:
+    hidden, inter, patch = vc["hidden_size"], vc["intermediate_size"], _size(vc["patch_size"])
+    b.conv(f"{p}.patch_conv", vc["num_channels"], hidden, (patch, patch), bias=False)
+    b.norm(f"{p}.ln_pre", hidden)
+    for i in range(vc["num_hidden_layers"]):
+        q = f"{p}.transformer.layers.{i}"
+        b.norm(f"{q}.attention_norm", hidden)
+        b.linear(f"{q}.feed_forward.gate_proj", hidden, inter, False)
+        b.linear(f"{q}.feed_forward.up_proj", hidden, inter, False)
+        b.linear(f"{q}.feed_forward.down_proj", inter, hidden, False)
+        for name in ("k_proj", "v_proj", "q_proj", "o_proj"):
+            b.linear(f"{q}.attention.{name}", hidden, hidden, False)
+        b.norm(f"{q}.ffn_norm", hidden)
+
+
+_VIT = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12, "num_channels": 3}
+_IDEFICS3_VISION = Tower(
+    _siglip,
+    {**_VIT, "hidden_size": 1152, "num_attention_heads": 16, "image_size": 224, "patch_size": 32, "vision_use_head": False},
+)
+TOWERS: dict[str, Tower] = {
+    "siglip_vision_model": Tower(_siglip, {**_VIT, "image_size": 224, "patch_size": 16, "vision_use_head": True}),
+    "clip_vision_model": Tower(_clip, {**_VIT, "image_size": 224, "patch_size": 32}),
+    "pixtral": Tower(_pixtral, {**_VIT, "hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24,
+                                "num_attention_heads": 16, "image_size": 1024, "patch_size": 16}),
+    "idefics3_vision": _IDEFICS3_VISION,
+    "smolvlm_vision": _IDEFICS3_VISION,
+}  # fmt: skip
+
+
+def _tower(c: Config, b: Builder, part: Part, prefix: str) -> Config:
+    vc = _sub(c, part, TOWERS)
+    TOWERS[str(vc.raw.get("model_type") or part.model_type)].layout(vc, b, prefix)
+    return vc
+
+
+# ---------------------------------------------------------------------------------------
+# Composite models
+
+
+def _feature_layers(c: Config) -> int:
+    layers = c["vision_feature_layer"]
+    return len(layers) if isinstance(layers, (list, tuple)) else 1
+
+
+def _gemma3(text: Part, vision: Part) -> Callable[..., Layout]:
+    def layout(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
+        vc = _tower(c, b, vision, "model.vision_tower")
+        width = vc["hidden_size"]
+        text_config, _ = _text_family(c, text)
+        b.other("model.multi_modal_projector", ("mm_input_projection_weight", (width, text_config["hidden_size"])))
+        b.norm("model.multi_modal_projector.mm_soft_emb_norm", width)
+        return _language_model(c, b, text, "model.language_model.", bool(c["tie_word_embeddings"]), task, num_labels)
+
+    return layout
+
+
+def _paligemma(text: Part, vision: Part) -> Callable[..., Layout]:
+    def layout(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
+        vc = _tower(c, b, vision, "model.vision_tower")
+        b.linear("model.multi_modal_projector.linear", vc["hidden_size"], c["projection_dim"], True)
+        return _language_model(c, b, text, "model.language_model.", bool(c["tie_word_embeddings"]), task, num_labels)
+
+    return layout
+
+
+def _llava(text: Part, vision: Part) -> Callable[..., Layout]:
+    def layout(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
+        vc = _tower(c, b, vision, "model.vision_tower")
+        hidden = _text_family(c, text)[0]["hidden_size"]
+        bias = bool(c["multimodal_projector_bias"])
+        b.linear("model.multi_modal_projector.linear_1", vc["hidden_size"] * _feature_layers(c), hidden, bias)
+        b.linear("model.multi_modal_projector.linear_2", hidden, hidden, bias)
+        tied = lambda t: bool(c["tie_word_embeddings"]) or bool(t["tie_word_embeddings"])  # noqa: E731
+        return _language_model(c, b, text, "model.language_model.", tied, task, num_labels)
+
+    return layout
+
+
+def _mistral3(text: Part, vision: Part) -> Callable[..., Layout]:
+    def layout(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
+        vc = _tower(c, b, vision, "model.vision_tower")
+        width, merge = vc["hidden_size"], c["spatial_merge_size"]
+        hidden = _text_family(c, text)[0]["hidden_size"]
+        bias = bool(c["multimodal_projector_bias"])
+        b.norm("model.multi_modal_projector.norm", width)
+        b.linear("model.multi_modal_projector.patch_merger.merging_layer", width * merge * merge, width, False)
+        b.linear("model.multi_modal_projector.linear_1", width * _feature_layers(c), hidden, bias)
+        b.linear("model.multi_modal_projector.linear_2", hidden, hidden, bias)
+        return _language_model(c, b, text, "model.language_model.", bool(c["tie_word_embeddings"]), task, num_labels)
+
+    return layout
+
+
+def _idefics3(text: Part, vision: Part) -> Callable[..., Layout]:
+    def layout(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
+        vc = _tower(c, b, vision, "model.vision_model")
+        hidden = _text_family(c, text)[0]["hidden_size"]
+        scale = c["scale_factor"]
+        b.linear("model.connector.modality_projection.proj", vc["hidden_size"] * scale * scale, hidden, False)
+        return _language_model(c, b, text, "model.text_model.", bool(c["tie_word_embeddings"]), task, num_labels)
+
+    return layout
+
+
+def _composite(
+    layout: Callable[[Part, Part], Callable[..., Layout]],
+    text: Part,
+    vision: Part,
+    defaults: Mapping[str, Any],
+    model_class: str | None,
+) -> Family:
+    return Family(
+        layout(text, vision),
+        {"text_config": None, "vision_config": None, **defaults},
+        tasks=frozenset({CAUSAL_LM}),
+        model_class=model_class,
+    )
+
+
+_MISTRAL3_TEXT = {"head_dim": 128, "hidden_size": 5120, "intermediate_size": 32768, "num_attention_heads": 32,
+                  "num_hidden_layers": 40, "num_key_value_heads": 8, "vocab_size": 131072}  # fmt: skip
+_LLAVA_VISION = {"intermediate_size": 4096, "hidden_size": 1024, "patch_size": 14, "image_size": 336,
+                 "num_hidden_layers": 24, "num_attention_heads": 16}  # fmt: skip
+
+FAMILIES: dict[str, Family] = {
+    "gemma3": _composite(
+        _gemma3,
+        Part("text_config", "gemma3_text"),
+        Part("vision_config", "siglip_vision_model"),
+        {"tie_word_embeddings": True},
+        None,  # AutoModelForCausalLM builds Gemma3ForConditionalGeneration
+    ),
+    "paligemma": _composite(
+        _paligemma,
+        Part("text_config", "gemma", {"hidden_size": 2048, "num_hidden_layers": 18, "intermediate_size": 16384,
+                                      "num_attention_heads": 8, "num_key_value_heads": 1, "vocab_size": 257152}),
+        Part("vision_config", "siglip_vision_model", {"intermediate_size": 4096, "hidden_size": 1152, "patch_size": 14,
+                                                      "image_size": 224, "num_hidden_layers": 27,
+                                                      "num_attention_heads": 16, "vision_use_head": False}),
+        {"tie_word_embeddings": True, "projection_dim": 2048},
+        "PaliGemmaForConditionalGeneration",
+    ),
+    "llava": _composite(
+        _llava,
+        Part("text_config", "llama"),
+        Part("vision_config", "clip_vision_model", _LLAVA_VISION),
+        {"tie_word_embeddings": False, "vision_feature_layer": -2, "multimodal_projector_bias": True},
+        "LlavaForConditionalGeneration",
+    ),
+    "mistral3": _composite(
+        _mistral3,
+        Part("text_config", "mistral", _MISTRAL3_TEXT),
+        Part("vision_config", "pixtral", {**_LLAVA_VISION, "image_size": 1540}),
+        {"tie_word_embeddings": True, "vision_feature_layer": -1, "multimodal_projector_bias": False,
+         "spatial_merge_size": 2},
+        "Mistral3ForConditionalGeneration",
+    ),
+    "idefics3": _composite(
+        _idefics3,
+        Part("text_config", "llama"),
+        Part("vision_config", "idefics3_vision"),
+        {"tie_word_embeddings": False, "scale_factor": 2},
+        "Idefics3ForConditionalGeneration",
+    ),
+    "smolvlm": _composite(
+        _idefics3,
+        Part("text_config", "llama"),
+        Part("vision_config", "smolvlm_vision"),
+        {"tie_word_embeddings": False, "scale_factor": 2},
+        "SmolVLMForConditionalGeneration",
+    ),
+}  # fmt: skip
