@@ -163,8 +163,54 @@ def _multimodal_config(draw, family: str) -> dict:
     return config
 
 
+def _moe_config(draw, family: str) -> dict:
+    """DeepSeek (latent attention), GLM-4-MoE, gpt-oss and Llama 4: dense and sparse layers, fused experts."""
+    config = _decoder_config(draw, "qwen3")
+    experts = draw(st.sampled_from([2, 3]))
+    if family in {"deepseek_v2", "deepseek_v3", "glm4_moe", "glm4_moe_lite"}:
+        config.update(
+            n_routed_experts=experts,
+            n_shared_experts=draw(st.sampled_from([1, 2])),
+            moe_intermediate_size=draw(st.sampled_from([8, 12])),
+            first_k_dense_replace=draw(st.integers(0, 2)),
+            num_experts_per_tok=1,
+            n_group=1,
+            topk_group=1,
+        )
+    if family == "glm4_moe_lite":
+        _maybe(draw, config, "mlp_layer_types", st.sampled_from([["sparse"] * config["num_hidden_layers"]]))
+    if family in {"deepseek_v2", "deepseek_v3", "glm4_moe_lite"}:
+        config.update(
+            kv_lora_rank=draw(st.sampled_from([4, 8])),
+            q_lora_rank=draw(st.sampled_from([None, 8])),
+            qk_rope_head_dim=draw(st.sampled_from([2, 4])),
+            qk_nope_head_dim=draw(st.sampled_from([2, 4])),
+            v_head_dim=draw(st.sampled_from([4, 8])),
+        )
+        config.pop("head_dim")
+    if family == "glm4_moe":
+        _maybe(draw, config, "use_qk_norm", st.booleans())
+    if family == "gpt_oss":
+        config["num_local_experts"] = experts
+        config["num_experts_per_tok"] = 1
+    if family in {"llama4", "llama4_text"}:
+        config.update(
+            num_local_experts=experts,
+            intermediate_size_mlp=draw(st.sampled_from([16, 20])),
+            num_experts_per_tok=1,
+        )
+        _maybe(draw, config, "interleave_moe_layer_step", st.sampled_from([1, 2]))
+        _maybe(draw, config, "moe_layers", st.sampled_from([[], [0]]))
+    if family == "llama4":
+        config = {"text_config": {"model_type": "llama4_text", **config}}
+        _maybe(draw, config, "tie_word_embeddings", st.booleans())
+    return config
+
+
 def _config(draw, family: str) -> dict:
-    if family in _MULTIMODAL:
+    if family in {"deepseek_v2", "deepseek_v3", "glm4_moe", "glm4_moe_lite", "gpt_oss", "llama4", "llama4_text"}:
+        config = _moe_config(draw, family)
+    elif family in _MULTIMODAL:
         config = _multimodal_config(draw, family)
     elif family in {"qwen3_5", "qwen3_5_moe", "qwen3_5_text", "qwen3_5_moe_text", "qwen3_next"}:
         config = _hybrid_config(draw, family)
