@@ -163,6 +163,30 @@ def _multimodal_config(draw, family: str) -> dict:
     return config
 
 
+_QWEN_VL_TEXT = {"qwen2_vl": "qwen2_vl_text", "qwen2_5_vl": "qwen2_5_vl_text", "qwen3_vl": "qwen3_vl_text"}
+
+
+def _qwen_vl_config(draw, family: str) -> dict:
+    """Qwen2-VL / Qwen2.5-VL / Qwen3-VL; the first two also as flat hub configs (text keys at the top)."""
+    text = _decoder_config(draw, "qwen3" if family == "qwen3_vl" else "qwen2")
+    vision = {"depth": draw(st.integers(1, 2)), "num_heads": 2, "patch_size": 2, "temporal_patch_size": draw(st.sampled_from([1, 2]))}
+    _maybe(draw, vision, "spatial_merge_size", st.sampled_from([1, 2]))
+    if family == "qwen2_vl":
+        vision.update(embed_dim=draw(st.sampled_from([8, 16])), hidden_size=text["hidden_size"], mlp_ratio=2)
+    else:
+        vision.update(hidden_size=draw(st.sampled_from([8, 16])), intermediate_size=12, out_hidden_size=text["hidden_size"])
+    if family == "qwen3_vl":
+        vision.update(num_position_embeddings=16, deepstack_visual_indexes=draw(st.sampled_from([[], [0]])))
+    if family != "qwen3_vl" and draw(st.booleans()):
+        config = {**text, "vision_config": vision}
+    else:
+        if draw(st.booleans()):
+            text["model_type"] = _QWEN_VL_TEXT[family]
+        config = {"text_config": text, "vision_config": vision}
+    _maybe(draw, config, "tie_word_embeddings", st.booleans())
+    return config
+
+
 def _moe_config(draw, family: str) -> dict:
     """DeepSeek (latent attention), GLM-4-MoE, gpt-oss and Llama 4: dense and sparse layers, fused experts."""
     config = _decoder_config(draw, "qwen3")
@@ -208,7 +232,9 @@ def _moe_config(draw, family: str) -> dict:
 
 
 def _config(draw, family: str) -> dict:
-    if family in {"deepseek_v2", "deepseek_v3", "glm4_moe", "glm4_moe_lite", "gpt_oss", "llama4", "llama4_text"}:
+    if family in _QWEN_VL_TEXT:
+        config = _qwen_vl_config(draw, family)
+    elif family in {"deepseek_v2", "deepseek_v3", "glm4_moe", "glm4_moe_lite", "gpt_oss", "llama4", "llama4_text"}:
         config = _moe_config(draw, family)
     elif family in _MULTIMODAL:
         config = _multimodal_config(draw, family)

@@ -34,6 +34,7 @@ class Part(Record):
     key: str  # "text_config" | "vision_config"
     model_type: str  # used when the dict names none, or the sub-config is absent
     absent: Mapping[str, Any] = {}  # the composite's own values when the sub-config is absent
+    flat: bool = False  # an absent sub-config is read from the composite's own keys (Qwen2-VL hub configs)
 
 
 class Tower(Record):
@@ -47,7 +48,8 @@ class Tower(Record):
 def _sub(c: Config, part: Part, registry: Mapping[str, Any]) -> Config:
     raw = c[part.key]
     if not isinstance(raw, Mapping):
-        raw = {"model_type": part.model_type, **part.absent}
+        own = {k: v for k, v in c.raw.items() if k != "model_type"} if part.flat else part.absent
+        raw = {"model_type": part.model_type, **own}
     model_type = str(raw.get("model_type") or part.model_type)
     described = registry.get(model_type)
     if described is None:
@@ -56,8 +58,9 @@ def _sub(c: Config, part: Part, registry: Mapping[str, Any]) -> Config:
 
 
 def _text_family(c: Config, part: Part) -> tuple[Config, Family]:
-    text = _sub(c, part, families.FAMILIES)
-    return text, families.FAMILIES[str(text.raw.get("model_type") or part.model_type)]
+    registry = {**families.FAMILIES, **LANGUAGE_MODELS}
+    text = _sub(c, part, registry)
+    return text, registry[str(text.raw.get("model_type") or part.model_type)]
 
 
 def _language_model(
@@ -77,6 +80,11 @@ def _language_model(
     layout = family.layout(text_view, inner, task, num_labels)
     b.modules += [_moved(m, prefix) for m in inner.modules]
     return replace(layout, input_embedding=_moved_name(layout.input_embedding, prefix), text=text)
+
+
+def _either_tied(c: Config) -> Callable[[Config], bool]:
+    """LLaVA and Qwen-VL tie ``lm_head`` when either the composite or its text config says so."""
+    return lambda text: bool(c["tie_word_embeddings"]) or bool(text["tie_word_embeddings"])
 
 
 def _moved_name(name: str, prefix: str) -> str:
@@ -151,11 +159,81 @@ def _pixtral(vc: Config, b: Builder, p: str) -> None:
         b.norm(f"{q}.ffn_norm", hidden)
 
 
+def _qwen2_vl_vision(vc: Config, b: Builder, p: str) -> None:
+    width, merged = vc["embed_dim"], vc["embed_dim"] * vc["spatial_merge_size"] ** 2
+    patch, frames = _size(vc["patch_size"]), _size(vc["temporal_patch_size"])
+    b.conv(f"{p}.patch_embed.proj", vc["in_channels"], width, (frames, patch, patch), bias=False)
+    for i in range(vc["depth"]):
+        q = f"{p}.blocks.{i}"
+        b.norm(f"{q}.norm1", width, bias=True)
+        b.norm(f"{q}.norm2", width, bias=True)
+        b.linear(f"{q}.attn.qkv", width, 3 * width, True)
+        b.linear(f"{q}.attn.proj", width, width, True)
+        b.linear(f"{q}.mlp.fc1", width, width * vc["mlp_ratio"], True)
+        b.linear(f"{q}.mlp.fc2", width * vc["mlp_ratio"], width, True)
+    b.norm(f"{p}.merger.ln_q", width, bias=True)
+    b.linear(f"{p}.merger.mlp.0", merged, merged, True)
+    b.linear(f"{p}.merger.mlp.2", merged, vc["hidden_size"], True)
+
+
+def _qwen2_5_vl_vision(vc: Config, b: Builder, p: str) -> None:
+    width, inter, merged = vc["hidden_size"], vc["intermediate_size"], vc["hidden_size"] * vc["spatial_merge_size"] ** 2
+    patch, frames = _size(vc["patch_size"]), _size(vc["temporal_patch_size"])
+    b.conv(f"{p}.patch_embed.proj", vc["in_channels"], width, (frames, patch, patch), bias=False)
+    for i in range(vc["depth"]):
+        q = f"{p}.blocks.{i}"
+        b.norm(f"{q}.norm1", width)
+        b.norm(f"{q}.norm2", width)
+        b.linear(f"{q}.attn.qkv", width, 3 * width, True)
+        b.linear(f"{q}.attn.proj", width, width, True)
+        for name, n_in, n_out in (("gate_proj", width, inter), ("up_proj", width, inter), ("down_proj", inter, width)):
+            b.linear(f"{q}.mlp.{name}", n_in, n_out, True)
+    b.norm(f"{p}.merger.ln_q", width)
+    b.linear(f"{p}.merger.mlp.0", merged, merged, True)
+    b.linear(f"{p}.merger.mlp.2", merged, vc["out_hidden_size"], True)
+
+
+def _qwen3_vl_merger(vc: Config, b: Builder, p: str, *, post_shuffle_norm: bool) -> None:
+    width, merged = vc["hidden_size"], vc["hidden_size"] * vc["spatial_merge_size"] ** 2
+    b.norm(f"{p}.norm", merged if post_shuffle_norm else width, bias=True)
+    b.linear(f"{p}.linear_fc1", merged, merged, True)
+    b.linear(f"{p}.linear_fc2", merged, vc["out_hidden_size"], True)
+
+
+def _qwen3_vl_vision(vc: Config, b: Builder, p: str) -> None:
+    width, inter = vc["hidden_size"], vc["intermediate_size"]
+    patch, frames = _size(vc["patch_size"]), _size(vc["temporal_patch_size"])
+    b.conv(f"{p}.patch_embed.proj", vc["in_channels"], width, (frames, patch, patch), bias=True)
+    b.embedding(f"{p}.pos_embed", vc["num_position_embeddings"], width)
+    for i in range(vc["depth"]):
+        q = f"{p}.blocks.{i}"
+        b.norm(f"{q}.norm1", width, bias=True)
+        b.norm(f"{q}.norm2", width, bias=True)
+        b.linear(f"{q}.attn.qkv", width, 3 * width, True)
+        b.linear(f"{q}.attn.proj", width, width, True)
+        b.linear(f"{q}.mlp.linear_fc1", width, inter, True)
+        b.linear(f"{q}.mlp.linear_fc2", inter, width, True)
+    _qwen3_vl_merger(vc, b, f"{p}.merger", post_shuffle_norm=False)
+    for k in range(len(vc["deepstack_visual_indexes"])):
+        _qwen3_vl_merger(vc, b, f"{p}.deepstack_merger_list.{k}", post_shuffle_norm=True)
+
+
 _VIT = {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12, "num_channels": 3}
 _IDEFICS3_VISION = Tower(
     _siglip,
     {**_VIT, "hidden_size": 1152, "num_attention_heads": 16, "image_size": 224, "patch_size": 32, "vision_use_head": False},
 )
+_QWEN_VISION = {"depth": 32, "num_heads": 16, "in_channels": 3, "patch_size": 14, "spatial_merge_size": 2,
+                "temporal_patch_size": 2}
+_QWEN2_VL_VISION = Tower(_qwen2_vl_vision, {**_QWEN_VISION, "embed_dim": 1280, "hidden_size": 3584, "mlp_ratio": 4},
+                         {"num_attention_heads": "num_heads", "num_hidden_layers": "depth"})
+_QWEN2_5_VL_VISION = Tower(_qwen2_5_vl_vision, {**_QWEN_VISION, "hidden_size": 3584, "intermediate_size": 3420,
+                                                "out_hidden_size": 3584},
+                           {"num_attention_heads": "num_heads", "num_hidden_layers": "depth"})
+_QWEN3_VL_VISION = Tower(_qwen3_vl_vision, {**_QWEN_VISION, "depth": 27, "hidden_size": 1152, "intermediate_size": 4304,
+                                            "patch_size": 16, "out_hidden_size": 3584, "num_position_embeddings": 2304,
+                                            "deepstack_visual_indexes": (8, 16, 24)},
+                         {"num_attention_heads": "num_heads", "num_hidden_layers": "depth"})
 TOWERS: dict[str, Tower] = {
     "siglip_vision_model": Tower(_siglip, {**_VIT, "image_size": 224, "patch_size": 16, "vision_use_head": True}),
     "clip_vision_model": Tower(_clip, {**_VIT, "image_size": 224, "patch_size": 32}),
@@ -163,6 +241,12 @@ TOWERS: dict[str, Tower] = {
                                 "num_attention_heads": 16, "image_size": 1024, "patch_size": 16}),
     "idefics3_vision": _IDEFICS3_VISION,
     "smolvlm_vision": _IDEFICS3_VISION,
+    "qwen2_vl_vision": _QWEN2_VL_VISION,
+    "qwen2_vl": _QWEN2_VL_VISION,  # the model type older hub configs give their vision config
+    "qwen2_5_vl_vision": _QWEN2_5_VL_VISION,
+    "qwen2_5_vl": _QWEN2_5_VL_VISION,
+    "qwen3_vl_vision": _QWEN3_VL_VISION,
+    "qwen3_vl": _QWEN3_VL_VISION,
 }  # fmt: skip
 
 
@@ -209,8 +293,7 @@ def _llava(text: Part, vision: Part) -> Callable[..., Layout]:
         bias = bool(c["multimodal_projector_bias"])
         b.linear("model.multi_modal_projector.linear_1", vc["hidden_size"] * _feature_layers(c), hidden, bias)
         b.linear("model.multi_modal_projector.linear_2", hidden, hidden, bias)
-        tied = lambda t: bool(c["tie_word_embeddings"]) or bool(t["tie_word_embeddings"])  # noqa: E731
-        return _language_model(c, b, text, "model.language_model.", tied, task, num_labels)
+        return _language_model(c, b, text, "model.language_model.", _either_tied(c), task, num_labels)
 
     return layout
 
@@ -241,6 +324,26 @@ def _idefics3(text: Part, vision: Part) -> Callable[..., Layout]:
     return layout
 
 
+def _qwen_vl(text: Part, vision: Part) -> Callable[..., Layout]:
+    """Qwen2-VL, Qwen2.5-VL: the vision tower and its patch merger at ``model.visual``."""
+
+    def layout(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
+        _tower(c, b, vision, "model.visual")
+        return _language_model(c, b, text, "model.language_model.", _either_tied(c), task, num_labels)
+
+    return layout
+
+
+def _qwen3_vl(text: Part, vision: Part) -> Callable[..., Layout]:
+    """Qwen3-VL: as Qwen2-VL, but only the composite's own flag ties ``lm_head``."""
+
+    def layout(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
+        _tower(c, b, vision, "model.visual")
+        return _language_model(c, b, text, "model.language_model.", bool(c["tie_word_embeddings"]), task, num_labels)
+
+    return layout
+
+
 def _composite(
     layout: Callable[[Part, Part], Callable[..., Layout]],
     text: Part,
@@ -261,7 +364,46 @@ _MISTRAL3_TEXT = {"head_dim": 128, "hidden_size": 5120, "intermediate_size": 327
 _LLAVA_VISION = {"intermediate_size": 4096, "hidden_size": 1024, "patch_size": 14, "image_size": 336,
                  "num_hidden_layers": 24, "num_attention_heads": 16}  # fmt: skip
 
+_QWEN2_VL_TEXT = families.Family(
+    families._decoder(qkv_bias=lambda c: True),
+    families._defaults(vocab_size=152064, hidden_size=8192, intermediate_size=29568, num_hidden_layers=80,
+                       num_attention_heads=64, num_key_value_heads=8),
+    tasks=frozenset({CAUSAL_LM}),
+)  # fmt: skip
+
+LANGUAGE_MODELS: dict[str, Family] = {
+    "qwen2_vl_text": _QWEN2_VL_TEXT,
+    "qwen2_5_vl_text": _QWEN2_VL_TEXT,
+    "qwen3_vl_text": families.Family(
+        families._decoder(qk_norm=families._per_head_norm, **families._ATTENTION_BIAS),
+        families._defaults(vocab_size=151936, intermediate_size=22016, head_dim=128, attention_bias=False),
+        tasks=frozenset({CAUSAL_LM}),
+    ),
+}
+"""Language models that exist only inside a multimodal model (transformers builds no causal LM from them alone)."""
+
 FAMILIES: dict[str, Family] = {
+    "qwen2_vl": _composite(
+        _qwen_vl,
+        Part("text_config", "qwen2_vl_text", flat=True),
+        Part("vision_config", "qwen2_vl_vision"),
+        {"tie_word_embeddings": False},
+        "Qwen2VLForConditionalGeneration",
+    ),
+    "qwen2_5_vl": _composite(
+        _qwen_vl,
+        Part("text_config", "qwen2_5_vl_text", flat=True),
+        Part("vision_config", "qwen2_5_vl_vision"),
+        {"tie_word_embeddings": False},
+        "Qwen2_5_VLForConditionalGeneration",
+    ),
+    "qwen3_vl": _composite(
+        _qwen3_vl,
+        Part("text_config", "qwen3_vl_text"),
+        Part("vision_config", "qwen3_vl_vision"),
+        {"tie_word_embeddings": False},
+        "Qwen3VLForConditionalGeneration",
+    ),
     "gemma3": _composite(
         _gemma3,
         Part("text_config", "gemma3_text"),
