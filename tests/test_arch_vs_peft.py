@@ -330,6 +330,21 @@ def _config(draw, family: str) -> dict:
         }
         _maybe(draw, config, "intermediate_size", st.sampled_from([24, None]))
         _maybe(draw, config, "tie_word_embeddings", st.booleans())
+    elif family == "distilbert":
+        config = {"vocab_size": 40, "dim": 16, "hidden_dim": 24, "n_layers": draw(st.integers(1, 2)), "n_heads": 2,
+                  "max_position_embeddings": 20, "pad_token_id": 0}
+        _maybe(draw, config, "sinusoidal_pos_embds", st.booleans())
+    elif family == "vit":
+        config = {"hidden_size": 16, "intermediate_size": 24, "num_hidden_layers": draw(st.integers(1, 2)),
+                  "num_attention_heads": 2, "image_size": 28, "patch_size": 14}
+        _maybe(draw, config, "qkv_bias", st.booleans())
+    elif family == "whisper":
+        config = {"encoder_layers": draw(st.integers(1, 2)), "decoder_layers": draw(st.integers(1, 2)), "d_model": 16,
+                  "encoder_attention_heads": 2, "decoder_attention_heads": 2, "encoder_ffn_dim": 24,
+                  "decoder_ffn_dim": 20, "vocab_size": 40, "num_mel_bins": 8, "max_source_positions": 10,
+                  "max_target_positions": 12, "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2,
+                  "decoder_start_token_id": 1}
+        _maybe(draw, config, "tie_word_embeddings", st.booleans())
     elif family in {"bert", "roberta"}:
         config = {
             "vocab_size": 40,
@@ -396,7 +411,7 @@ def cases(draw):
     spec.use_dora = draw(st.booleans())
     spec.lora_dropout = draw(st.sampled_from([0.0, 0.1]))
     if draw(st.booleans()):
-        heads = [n for n in ("lm_head", "score", arch.input_embedding.rsplit(".", 1)[-1]) if n in leaves]
+        heads = [n for n in ("lm_head", "score", "classifier", "proj_out", arch.input_embedding.rsplit(".", 1)[-1]) if n in leaves]
         spec.modules_to_save = _names(draw, heads + ["mlp", "norm", "ln_f"])
     return config, task, spec
 
@@ -430,7 +445,7 @@ def _peft_counts(config: dict, task: str | None, spec: AdapterSpec) -> tuple[int
                 bias=spec.bias,
                 use_dora=spec.use_dora,
                 modules_to_save=spec.modules_to_save,
-                task_type=task,
+                task_type=task if task in _AUTO else None,
                 lora_dropout=spec.lora_dropout,
             )
             peft_model = peft.get_peft_model(model, lora)

@@ -969,7 +969,13 @@ def _num_labels(config: Mapping[str, Any]) -> int:
 
 
 # Families added in modules of their own kind, which build on the pieces above.
-from lora_lint.arch import families_decoders, families_hybrid, families_moe, families_multimodal  # noqa: E402
+from lora_lint.arch import (  # noqa: E402
+    families_decoders,
+    families_encoders,
+    families_hybrid,
+    families_moe,
+    families_multimodal,
+)
 
-for _module in (families_decoders, families_hybrid, families_moe, families_multimodal):
+for _module in (families_decoders, families_hybrid, families_moe, families_multimodal, families_encoders):
     FAMILIES.update(_module.FAMILIES)
