@@ -187,6 +187,15 @@ def _qwen_vl_config(draw, family: str) -> dict:
     return config
 
 
+def _mllama_config(draw, family: str) -> dict:
+    config = _decoder_config(draw, "llama")
+    config["cross_attention_layers"] = draw(st.lists(st.integers(0, config["num_hidden_layers"] - 1), unique=True))
+    if family == "mllama":
+        config = {"text_config": {"model_type": "mllama_text_model", **config}}
+        _maybe(draw, config, "tie_word_embeddings", st.booleans())
+    return config
+
+
 def _moe_config(draw, family: str) -> dict:
     """DeepSeek (latent attention), GLM-4-MoE, gpt-oss and Llama 4: dense and sparse layers, fused experts."""
     config = _decoder_config(draw, "qwen3")
@@ -234,6 +243,8 @@ def _moe_config(draw, family: str) -> dict:
 def _config(draw, family: str) -> dict:
     if family in _QWEN_VL_TEXT:
         config = _qwen_vl_config(draw, family)
+    elif family in {"mllama", "mllama_text_model"}:
+        config = _mllama_config(draw, family)
     elif family in {"deepseek_v2", "deepseek_v3", "glm4_moe", "glm4_moe_lite", "gpt_oss", "llama4", "llama4_text"}:
         config = _moe_config(draw, family)
     elif family in _MULTIMODAL:

@@ -304,6 +304,21 @@ def _defaults(**overrides: Any) -> dict[str, Any]:
     return {**_LLAMA_LIKE, **overrides}
 
 
+def _text_model(family: Family) -> LayoutFn:
+    """A multimodal config described by its language model alone, from ``text_config``.
+
+    What ``AutoModelForCausalLM`` builds from the configs of Qwen3.5, Llama 4 and Mllama:
+    the text model, named as if it stood alone; the vision tower is never loaded.
+    """
+
+    def layout(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
+        raw = c["text_config"]
+        text = Config(raw if isinstance(raw, Mapping) else {}, family.defaults, family.aliases)
+        return replace(family.layout(text, b, task, num_labels), text=text)
+
+    return layout
+
+
 # ---------------------------------------------------------------------------------------
 # Families with their own layouts
 

@@ -12,10 +12,6 @@ leaves the vision tower out (a text fine-tune never loads it).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from lora_lint.record import replace
-
 from lora_lint.arch.families import (
     CAUSAL_LM,
     Builder,
@@ -25,6 +21,7 @@ from lora_lint.arch.families import (
     _defaults,
     _gated_mlp,
     _head,
+    _text_model,
     _is_sparse_layer,
 )
 
@@ -105,17 +102,6 @@ def _hybrid(*, fused_inputs: bool, sparse: Callable[[Config, int], bool]) -> Cal
     return layout
 
 
-def _text_of(family: Family) -> Callable[..., Layout]:
-    """A multimodal config's language model, as ``Qwen3_5ForCausalLM`` builds it from the whole config."""
-
-    def layout(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
-        raw = c["text_config"]
-        text = Config(raw if isinstance(raw, Mapping) else {}, family.defaults, family.aliases)
-        return replace(family.layout(text, b, task, num_labels), text=text)
-
-    return layout
-
-
 _GATED_DELTA_NET: dict[str, Any] = {
     "linear_conv_kernel_dim": 4,
     "linear_key_head_dim": 128,
@@ -160,8 +146,8 @@ _QWEN3_5_MOE_TEXT = Family(
 FAMILIES: dict[str, Family] = {
     "qwen3_5_text": _QWEN3_5_TEXT,
     "qwen3_5_moe_text": _QWEN3_5_MOE_TEXT,
-    "qwen3_5": Family(_text_of(_QWEN3_5_TEXT), {}, tasks=frozenset({CAUSAL_LM})),
-    "qwen3_5_moe": Family(_text_of(_QWEN3_5_MOE_TEXT), {}, tasks=frozenset({CAUSAL_LM})),
+    "qwen3_5": Family(_text_model(_QWEN3_5_TEXT), {}, tasks=frozenset({CAUSAL_LM})),
+    "qwen3_5_moe": Family(_text_model(_QWEN3_5_MOE_TEXT), {}, tasks=frozenset({CAUSAL_LM})),
     "qwen3_next": Family(
         _hybrid(fused_inputs=True, sparse=_is_sparse_layer),
         _defaults(

@@ -15,10 +15,6 @@ by its language model, which is what ``AutoModelForCausalLM`` builds from it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
-from lora_lint.record import replace
-
 from lora_lint.arch.families import (
     _ATTENTION_BIAS,
     CAUSAL_LM,
@@ -30,6 +26,7 @@ from lora_lint.arch.families import (
     _defaults,
     _gated_mlp,
     _head,
+    _text_model,
     _per_head_norm,
 )
 
@@ -154,15 +151,6 @@ def _renamed_mlp(mlp: Callable[[Config, Builder, str, int], None], name: str) ->
         mlp(c, b, p.rsplit(".", 1)[0] + f".{name}", layer)
 
     return placed
-
-
-def _text_of(family: Family) -> Callable[..., Layout]:
-    def layout(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
-        raw = c["text_config"]
-        text = Config(raw if isinstance(raw, Mapping) else {}, family.defaults, family.aliases)
-        return replace(family.layout(text, b, task, num_labels), text=text)
-
-    return layout
 
 
 _DEEPSEEK_V2 = Family(
@@ -293,5 +281,5 @@ FAMILIES: dict[str, Family] = {
     ),
     "llama4_text": _LLAMA4_TEXT,
     # The text model's config says llama4_text, which PEFT has no default target_modules for.
-    "llama4": Family(_text_of(_LLAMA4_TEXT), {}, tasks=frozenset({CAUSAL_LM})),
+    "llama4": Family(_text_model(_LLAMA4_TEXT), {}, tasks=frozenset({CAUSAL_LM})),
 }

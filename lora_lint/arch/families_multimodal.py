@@ -344,6 +344,32 @@ def _qwen3_vl(text: Part, vision: Part) -> Callable[..., Layout]:
     return layout
 
 
+def _mllama_text(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
+    """Llama 3.2 Vision's language model: self-attention layers and gated cross-attention layers to the image."""
+    hidden, heads, kv = c["hidden_size"], c["num_attention_heads"], c["num_key_value_heads"]
+    hd = hidden // heads
+    listed = c["cross_attention_layers"]
+    cross = set([3, 8, 13, 18, 23, 28, 33, 38] if listed is None else listed)
+    b.embedding("model.embed_tokens", c["vocab_size"] + 8, hidden)  # eight extra rows for image tokens
+    for i in range(c["num_hidden_layers"]):
+        p = f"model.layers.{i}"
+        attention = f"{p}.cross_attn" if i in cross else f"{p}.self_attn"
+        if i in cross:
+            b.other(p, ("cross_attn_attn_gate", (1,)), ("cross_attn_mlp_gate", (1,)))
+        for name, n_out in (("q_proj", heads * hd), ("k_proj", kv * hd), ("v_proj", kv * hd)):
+            b.linear(f"{attention}.{name}", hidden, n_out, False)
+        b.linear(f"{attention}.o_proj", heads * hd, hidden, False)
+        if i in cross:
+            b.norm(f"{attention}.q_norm", hd)
+            b.norm(f"{attention}.k_norm", hd)
+        families._gated_mlp()(c, b, f"{p}.mlp", i)
+        b.norm(f"{p}.input_layernorm", hidden)
+        b.norm(f"{p}.post_attention_layernorm", hidden)
+    b.norm("model.norm", hidden)
+    b.linear("lm_head", hidden, c["vocab_size"], False)  # never tied: the embeddings have eight rows more
+    return Layout("model.embed_tokens", "lm_head", None, False)
+
+
 def _composite(
     layout: Callable[[Part, Part], Callable[..., Layout]],
     text: Part,
@@ -371,7 +397,15 @@ _QWEN2_VL_TEXT = families.Family(
     tasks=frozenset({CAUSAL_LM}),
 )  # fmt: skip
 
+_MLLAMA_TEXT = families.Family(
+    _mllama_text,
+    families._defaults(vocab_size=128256, intermediate_size=14336, num_hidden_layers=40, num_key_value_heads=8,
+                       cross_attention_layers=None),
+    tasks=frozenset({CAUSAL_LM}),
+)  # fmt: skip
+
 LANGUAGE_MODELS: dict[str, Family] = {
+    "mllama_text_model": _MLLAMA_TEXT,
     "qwen2_vl_text": _QWEN2_VL_TEXT,
     "qwen2_5_vl_text": _QWEN2_VL_TEXT,
     "qwen3_vl_text": families.Family(
@@ -382,7 +416,10 @@ LANGUAGE_MODELS: dict[str, Family] = {
 }
 """Language models that exist only inside a multimodal model (transformers builds no causal LM from them alone)."""
 
+
 FAMILIES: dict[str, Family] = {
+    # AutoModelForCausalLM builds MllamaForCausalLM from a whole Llama 3.2 Vision config: the text model alone.
+    "mllama": families.Family(families._text_model(_MLLAMA_TEXT), {}, tasks=frozenset({CAUSAL_LM})),
     "qwen2_vl": _composite(
         _qwen_vl,
         Part("text_config", "qwen2_vl_text", flat=True),
