@@ -187,6 +187,31 @@ def _qwen_vl_config(draw, family: str) -> dict:
     return config
 
 
+def _nemotron_h_config(draw) -> dict:
+    config = _decoder_config(draw, "qwen3")
+    blocks = draw(st.lists(st.sampled_from("ME*-"), min_size=1, max_size=4))
+    if draw(st.booleans()):
+        config["hybrid_override_pattern"] = "".join(blocks)
+    else:
+        names = {"M": "mamba", "E": "moe", "*": "full_attention", "-": "mlp"}
+        config["layers_block_type"] = [names[b] for b in blocks]
+    config.update(
+        mamba_num_heads=2,
+        mamba_head_dim=4,
+        ssm_state_size=draw(st.sampled_from([1, 2])),
+        n_groups=draw(st.sampled_from([1, 2])),
+        n_routed_experts=draw(st.sampled_from([2, 3])),
+        moe_intermediate_size=8,
+        moe_shared_expert_intermediate_size=12,
+        num_experts_per_tok=1,
+    )
+    for key, strategy in (("use_bias", st.booleans()), ("use_conv_bias", st.booleans()), ("mlp_bias", st.booleans()),
+                          ("moe_latent_size", st.sampled_from([None, 4])), ("conv_kernel", st.sampled_from([2, 4]))):
+        _maybe(draw, config, key, strategy)
+    config.pop("num_hidden_layers")
+    return config
+
+
 def _mllama_config(draw, family: str) -> dict:
     config = _decoder_config(draw, "llama")
     config["cross_attention_layers"] = draw(st.lists(st.integers(0, config["num_hidden_layers"] - 1), unique=True))
@@ -243,6 +268,8 @@ def _moe_config(draw, family: str) -> dict:
 def _config(draw, family: str) -> dict:
     if family in _QWEN_VL_TEXT:
         config = _qwen_vl_config(draw, family)
+    elif family == "nemotron_h":
+        config = _nemotron_h_config(draw)
     elif family in {"mllama", "mllama_text_model"}:
         config = _mllama_config(draw, family)
     elif family in {"deepseek_v2", "deepseek_v3", "glm4_moe", "glm4_moe_lite", "gpt_oss", "llama4", "llama4_text"}:

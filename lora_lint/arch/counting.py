@@ -32,7 +32,8 @@ The numbers equal ``PeftModel.get_nb_trainable_parameters()`` on the real model:
   ``gate.weight``.
 
 Where PEFT refuses a configuration (no module matched, a target that is not a layer
-LoRA supports, half of a fused expert pair, dropout or DoRA on expert parameters), the
+LoRA supports, half of a fused expert pair, dropout or DoRA on expert parameters, the
+Mamba mixer's ``out_proj``/``conv1d`` — ``all-linear`` included — in Nemotron-H), the
 reason is recorded in :attr:`ParamCount.errors`.
 """
 
@@ -85,6 +86,10 @@ _MOE_FUSED = {
     "qwen2_moe": {"gate_up_proj": ("gate_proj", "up_proj")},
 }
 """PEFT's ``_MOE_TARGET_MODULE_MAPPING`` / ``_MOE_FUSED_TARGETS`` (peft.utils.transformers_weight_conversion)."""
+
+_MAMBA_MODEL_TYPES = frozenset({"falcon_h1", "mamba", "mamba2", "falcon_mamba", "nemotron_h"})
+_MAMBA_INCOMPATIBLE = frozenset({"out_proj", "conv1d"})
+"""PEFT's ``_check_lora_target_modules_mamba``: LoRA on these layers of these model types is refused."""
 
 
 class AdapterSpec(Record):
@@ -472,6 +477,10 @@ class _Counter:
         if module is None or module.kind not in LORA_MODULE_KINDS:
             kind = module.kind if module else "container"
             self.errors.append(f"target {name} is a {kind} module, which LoRA cannot adapt")
+            return None
+        leaf = name.rsplit(".", 1)[-1]
+        if self.arch.family in _MAMBA_MODEL_TYPES and leaf in _MAMBA_INCOMPATIBLE:
+            self.errors.append(f"PEFT refuses LoRA on {leaf} in Mamba-based {self.arch.family} models ({name})")
             return None
         r, alpha, follows = self._rank_alpha(name)
         size = module.in_features + module.out_features

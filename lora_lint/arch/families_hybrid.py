@@ -1,4 +1,4 @@
-"""Hybrid decoders: linear-attention (Gated DeltaNet) layers between full-attention layers.
+"""Hybrid decoders: linear-attention (Gated DeltaNet) or Mamba-2 layers between full-attention layers.
 
 Qwen3.5 and Qwen3-Next interleave Gated DeltaNet layers (``linear_attn``: input
 projections, a depthwise short convolution, per-head decay parameters) with gated full
@@ -8,9 +8,15 @@ comes from ``layer_types``, or from ``full_attention_interval`` when the config 
 A multimodal Qwen3.5 config (``model_type`` ``qwen3_5``/``qwen3_5_moe``) is described by
 its language model: ``AutoModelForCausalLM`` builds ``Qwen3_5ForCausalLM`` from it and
 leaves the vision tower out (a text fine-tune never loads it).
+
+Nemotron-H stacks single-mixer blocks (``model.layers.N.mixer``): Mamba-2, attention, a
+plain MLP or routed experts, one kind per block as ``layers_block_type`` (or the older
+``hybrid_override_pattern`` string) lists them.
 """
 
 from __future__ import annotations
+
+from lora_lint.record import replace
 
 from lora_lint.arch.families import (
     CAUSAL_LM,
@@ -168,3 +174,100 @@ FAMILIES: dict[str, Family] = {
         moe_conversion="qwen2_moe",
     ),
 }
+
+
+_NEMOTRON_PATTERN = {"M": "linear_attention", "E": "moe", "*": "full_attention", "-": "mlp"}
+_LEGACY_BLOCK_TYPES = {"mamba": "linear_attention", "attention": "full_attention"}
+
+
+def _nemotron_blocks(c: Config) -> list[str]:
+    listed = c["layers_block_type"]
+    if listed is None and isinstance(c.raw.get("hybrid_override_pattern"), str):
+        listed = [_NEMOTRON_PATTERN[char] for char in c.raw["hybrid_override_pattern"]]
+    if listed is None:
+        listed = ["linear_attention", "moe", "full_attention", "mlp"]
+    return [_LEGACY_BLOCK_TYPES.get(kind, kind) for kind in listed]
+
+
+def _mamba2(c: Config, b: Builder, p: str) -> None:
+    hidden, heads, bias = c["hidden_size"], c["mamba_num_heads"], bool(c["use_bias"])
+    inner = heads * c["mamba_head_dim"]
+    conv_dim = inner + 2 * c["n_groups"] * c["ssm_state_size"]
+    b.other(p, ("dt_bias", (heads,)), ("A_log", (heads,)), ("D", (heads,)))
+    b.conv(f"{p}.conv1d", conv_dim, conv_dim, (c["conv_kernel"],), bias=bool(c["use_conv_bias"]), groups=conv_dim)
+    b.linear(f"{p}.in_proj", hidden, inner + conv_dim + heads, bias)
+    b.norm(f"{p}.norm", inner)
+    b.linear(f"{p}.out_proj", inner, hidden, bias)
+
+
+def _relu2_mlp(b: Builder, p: str, hidden: int, inter: int, bias: bool) -> None:
+    b.linear(f"{p}.up_proj", hidden, inter, bias)
+    b.linear(f"{p}.down_proj", inter, hidden, bias)
+
+
+def _nemotron_h(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
+    hidden, bias = c["hidden_size"], bool(c["mlp_bias"])
+    heads, kv, hd = c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"]
+    blocks = _nemotron_blocks(c)
+    b.embedding("model.embeddings", c["vocab_size"], hidden)
+    for i, kind in enumerate(blocks):
+        p = f"model.layers.{i}"
+        b.norm(f"{p}.norm", hidden)
+        m = f"{p}.mixer"
+        if kind == "linear_attention":
+            _mamba2(c, b, m)
+        elif kind == "full_attention":
+            for name, n_out in (("q_proj", heads * hd), ("k_proj", kv * hd), ("v_proj", kv * hd)):
+                b.linear(f"{m}.{name}", hidden, n_out, False)
+            b.linear(f"{m}.o_proj", heads * hd, hidden, False)
+        elif kind == "mlp":
+            _relu2_mlp(b, m, hidden, c["intermediate_size"], bias)
+        else:
+            experts, inter, latent = c["n_routed_experts"], c["moe_intermediate_size"], c["moe_latent_size"]
+            width = latent or hidden
+            b.fused_experts(f"{m}.experts", ("up_proj", (experts, inter, width)), ("down_proj", (experts, width, inter)))
+            b.router(f"{m}.gate", experts, hidden)
+            _relu2_mlp(b, f"{m}.shared_experts", hidden, c["moe_shared_expert_intermediate_size"], bias)
+            if latent is not None:
+                b.linear(f"{m}.fc1_latent_proj", hidden, latent, bias)
+                b.linear(f"{m}.fc2_latent_proj", latent, hidden, bias)
+    b.norm("model.norm_f", hidden)
+    b.linear("lm_head", hidden, c["vocab_size"], False)  # NemotronHForCausalLM never ties it, whatever the config says
+    sizes = Config({**c.raw, "num_hidden_layers": len(blocks)}, c.defaults, c.aliases)
+    return Layout("model.embeddings", "lm_head", None, False, text=sizes)
+
+
+FAMILIES["nemotron_h"] = Family(
+    _nemotron_h,
+    {
+        "vocab_size": 131072,
+        "hidden_size": 4096,
+        "layers_block_type": None,
+        "tie_word_embeddings": False,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "head_dim": 128,
+        "intermediate_size": 21504,
+        "mlp_bias": False,
+        "ssm_state_size": 128,
+        "mamba_num_heads": 128,
+        "mamba_head_dim": 64,
+        "n_groups": 8,
+        "conv_kernel": 4,
+        "use_conv_bias": True,
+        "use_bias": False,
+        "n_routed_experts": 8,
+        "moe_intermediate_size": 7688,
+        "moe_shared_expert_intermediate_size": 7688,
+        "moe_latent_size": None,
+    },
+    aliases={
+        "layer_types": "layers_block_type",
+        "num_local_experts": "n_routed_experts",
+        "mamba_n_groups": "n_groups",
+        "mamba_d_conv": "conv_kernel",
+        "mamba_conv_bias": "use_conv_bias",
+    },
+    default_targets=("q_proj", "k_proj", "v_proj", "o_proj"),
+    tasks=frozenset({CAUSAL_LM}),
+)
