@@ -521,6 +521,10 @@ def test_every_family_builds_like_transformers(family):
         config["pad_token_id"] = 0
     if family == "gpt_neo":
         config["attention_types"] = [[["global"], 1]]
+    if "text_config" in FAMILIES[family].defaults:  # a multimodal model: its parts' defaults, one layer deep
+        config["text_config"] = {"num_hidden_layers": 1}
+        if "vision_config" in FAMILIES[family].defaults:
+            config["vision_config"] = {"num_hidden_layers": 1}
     arch = architecture_for(config)
     model = _build(config)
     real = {name: tuple(p.shape) for name, p in model.named_parameters()}

@@ -152,8 +152,8 @@ _QWEN3_5_MOE_TEXT = Family(
 FAMILIES: dict[str, Family] = {
     "qwen3_5_text": _QWEN3_5_TEXT,
     "qwen3_5_moe_text": _QWEN3_5_MOE_TEXT,
-    "qwen3_5": Family(_text_model(_QWEN3_5_TEXT), {}, tasks=frozenset({CAUSAL_LM})),
-    "qwen3_5_moe": Family(_text_model(_QWEN3_5_MOE_TEXT), {}, tasks=frozenset({CAUSAL_LM})),
+    "qwen3_5": Family(_text_model(_QWEN3_5_TEXT), {"text_config": None}, tasks=frozenset({CAUSAL_LM})),
+    "qwen3_5_moe": Family(_text_model(_QWEN3_5_MOE_TEXT), {"text_config": None}, tasks=frozenset({CAUSAL_LM})),
     "qwen3_next": Family(
         _hybrid(fused_inputs=True, sparse=_is_sparse_layer),
         _defaults(

@@ -281,5 +281,5 @@ FAMILIES: dict[str, Family] = {
     ),
     "llama4_text": _LLAMA4_TEXT,
     # The text model's config says llama4_text, which PEFT has no default target_modules for.
-    "llama4": Family(_text_model(_LLAMA4_TEXT), {}, tasks=frozenset({CAUSAL_LM})),
+    "llama4": Family(_text_model(_LLAMA4_TEXT), {"text_config": None}, tasks=frozenset({CAUSAL_LM})),
 }

@@ -419,7 +419,7 @@ LANGUAGE_MODELS: dict[str, Family] = {
 
 FAMILIES: dict[str, Family] = {
     # AutoModelForCausalLM builds MllamaForCausalLM from a whole Llama 3.2 Vision config: the text model alone.
-    "mllama": families.Family(families._text_model(_MLLAMA_TEXT), {}, tasks=frozenset({CAUSAL_LM})),
+    "mllama": families.Family(families._text_model(_MLLAMA_TEXT), {"text_config": None}, tasks=frozenset({CAUSAL_LM})),
     "qwen2_vl": _composite(
         _qwen_vl,
         Part("text_config", "qwen2_vl_text", flat=True),
