@@ -480,7 +480,9 @@ class _Counter:
             return None
         leaf = name.rsplit(".", 1)[-1]
         if self.arch.family in _MAMBA_MODEL_TYPES and leaf in _MAMBA_INCOMPATIBLE:
-            self.errors.append(f"PEFT refuses LoRA on {leaf} in Mamba-based {self.arch.family} models ({name})")
+            message = f"PEFT refuses LoRA on {leaf} in Mamba-based {self.arch.family} models (e.g. {name})"
+            if not any(error.startswith(message.partition(" (e.g.")[0]) for error in self.errors):
+                self.errors.append(message)
             return None
         r, alpha, follows = self._rank_alpha(name)
         size = module.in_features + module.out_features

@@ -973,6 +973,7 @@ def architecture_for(
         default_targets=family.default_targets,
         config=dict(config),
         model_class=family.model_class,
+        language_config=sizes,
     )
 
 

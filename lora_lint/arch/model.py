@@ -99,6 +99,7 @@ class Architecture(Record):
     default_targets: tuple[str, ...] | None = None  # PEFT's per-model_type default target_modules
     config: dict = {}
     model_class: str | None = None  # the transformers class described, where the task's Auto class has none
+    language_config: object = None  # the families.Config the language model was read from (its text_config, if nested)
     note: str | None = None  # where this description knowingly differs from the real model
 
     @cached_property
