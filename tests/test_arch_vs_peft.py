@@ -24,10 +24,12 @@ peft = pytest.importorskip("peft")
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lora_lint.arch import FAMILIES, AdapterSpec, architecture_for, count_parameters
+from lora_lint.arch import AdapterSpec, all_families, architecture_for, count_parameters
 from lora_lint.arch.model import LORA_MODULE_KINDS
 
 transformers.logging.set_verbosity_error()
+
+FAMILIES = all_families()
 
 FOCUS = [f for f in os.environ.get("LORA_LINT_ARCH_FAMILIES", "").split(",") if f]
 EXAMPLES = int(os.environ.get("LORA_LINT_ARCH_EXAMPLES", "60"))

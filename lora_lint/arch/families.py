@@ -533,7 +533,7 @@ _BERT_DEFAULTS = {
     "tie_word_embeddings": True,
 }
 
-FAMILIES: dict[str, Family] = {
+FAMILIES: dict[str, Family] = {  # the families of this module; all_families() adds the others
     "llama": Family(
         _decoder(mlp=_gated_mlp(lambda c: bool(c["mlp_bias"])), **_ATTENTION_BIAS),
         _defaults(attention_bias=False, mlp_bias=False),
@@ -929,8 +929,23 @@ FAMILIES: dict[str, Family] = {
     ),
 }
 
+_ADDED_FAMILY_MODULES = ("families_decoders", "families_hybrid", "families_moe", "families_multimodal", "families_encoders")
+"""Modules of families added by kind. Imported on first need: most configs name a family above, and the
+static linter's start-up should not pay for describing the others."""
+
+
+def all_families() -> dict[str, Family]:
+    """``FAMILIES`` with the families of :data:`_ADDED_FAMILY_MODULES` registered in it."""
+    if "qwen3_5" not in FAMILIES:
+        from importlib import import_module
+
+        for name in _ADDED_FAMILY_MODULES:
+            FAMILIES.update(import_module(f"lora_lint.arch.{name}").FAMILIES)
+    return FAMILIES
+
+
 def supported_model_types() -> list[str]:
-    return sorted(FAMILIES)
+    return sorted(all_families())
 
 
 def architecture_for(
@@ -947,7 +962,7 @@ def architecture_for(
     image-text-to-text class otherwise.
     """
     model_type = str(config.get("model_type", ""))
-    family = FAMILIES.get(model_type)
+    family = FAMILIES.get(model_type) or all_families().get(model_type)
     if family is None:
         raise UnsupportedArchitecture(model_type or "<no model_type>")
     task = task_type or family.default_task
@@ -982,16 +997,3 @@ def _num_labels(config: Mapping[str, Any]) -> int:
     if isinstance(config.get("id2label"), Mapping):
         return len(config["id2label"])
     return int(config.get("num_labels") or 2)
-
-
-# Families added in modules of their own kind, which build on the pieces above.
-from lora_lint.arch import (  # noqa: E402
-    families_decoders,
-    families_encoders,
-    families_hybrid,
-    families_moe,
-    families_multimodal,
-)
-
-for _module in (families_decoders, families_hybrid, families_moe, families_multimodal, families_encoders):
-    FAMILIES.update(_module.FAMILIES)

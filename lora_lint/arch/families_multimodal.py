@@ -58,7 +58,7 @@ def _sub(c: Config, part: Part, registry: Mapping[str, Any]) -> Config:
 
 
 def _text_family(c: Config, part: Part) -> tuple[Config, Family]:
-    registry = {**families.FAMILIES, **LANGUAGE_MODELS}
+    registry = {**families.all_families(), **LANGUAGE_MODELS}
     text = _sub(c, part, registry)
     return text, registry[str(text.raw.get("model_type") or part.model_type)]
 
