@@ -227,19 +227,22 @@ def test_peft_has_no_default_targets_for_some_families():
     assert count.errors == ("PEFT has no default target_modules for model type 'phi3'",)
 
 
-def test_gemma3_wrapper_is_described_by_its_language_model():
+def test_gemma3_is_described_with_its_vision_tower():
+    """AutoModelForCausalLM builds Gemma3ForConditionalGeneration: all-linear reaches the vision tower too."""
     config = {"model_type": "gemma3", "text_config": {"hidden_size": 64, "num_hidden_layers": 1}}
     arch = architecture_for(config)
-    assert arch.family == "gemma3_text"
-    assert arch.note and "vision" in arch.note
+    assert arch.family == "gemma3"
     assert "model.language_model.layers.0.self_attn.q_proj" in arch.by_name
+    assert "model.vision_tower.encoder.layers.0.self_attn.q_proj" in arch.by_name
     assert arch.by_name["lm_head"].tied_to == arch.input_embedding == "model.language_model.embed_tokens"
+    adapted = {layer.name for layer in count_parameters(arch, AdapterSpec(target_modules="all-linear")).layers}
+    assert "model.vision_tower.encoder.layers.0.mlp.fc1" in adapted and "lm_head" not in adapted
 
 
 def test_unsupported_family_raises_with_its_name():
     with pytest.raises(UnsupportedArchitecture) as info:
-        architecture_for({"model_type": "qwen3_next"})
-    assert info.value.model_type == "qwen3_next"
+        architecture_for({"model_type": "rwkv"})
+    assert info.value.model_type == "rwkv"
 
 
 @pytest.mark.parametrize(
@@ -257,3 +260,44 @@ def test_rank_sweep_from_one_count_equals_recounting(config, spec):
     for r in (1, 2, 5, 32, 64):
         recount = count_parameters(arch, spec.with_rank(r))
         assert counted.at_rank(r, spec.r) == (recount.trainable_params, recount.total_params)
+
+
+QWEN3_5_TINY = {
+    "model_type": "qwen3_5",
+    "text_config": {
+        "model_type": "qwen3_5_text", "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 4,
+        "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 8, "vocab_size": 64,
+        "linear_key_head_dim": 2, "linear_value_head_dim": 4, "linear_num_key_heads": 1, "linear_num_value_heads": 2,
+        "linear_conv_kernel_dim": 4,
+    },
+}  # fmt: skip
+
+
+def test_multimodal_qwen3_5_is_described_by_its_language_model():
+    arch = architecture_for(QWEN3_5_TINY)
+    assert arch.model_class is None and not any("visual" in m.name for m in arch.modules)
+    assert [m.name.split(".")[3] for m in arch.modules if m.name.endswith((".linear_attn", ".self_attn.q_proj"))] == [
+        "linear_attn", "linear_attn", "linear_attn", "self_attn"
+    ]  # fmt: skip
+    assert arch.by_name["model.layers.3.self_attn.q_proj"].out_features == 2 * 2 * 8  # queries and their gate
+
+
+def test_depthwise_convolution_takes_lora_only_with_a_rank_divisible_by_its_groups():
+    arch = architecture_for(QWEN3_5_TINY)
+    conv_dim = 2 * 2 + 8  # 2 x key dim + value dim, one group per channel
+    refused = count_parameters(arch, AdapterSpec(r=5, target_modules=["conv1d"]))
+    assert refused.errors and "12 convolution groups" in refused.errors[0]
+    counted = count_parameters(arch, AdapterSpec(r=conv_dim, target_modules=["conv1d"]))
+    assert not counted.errors
+    per_layer = conv_dim * (conv_dim * 4) + conv_dim * conv_dim // conv_dim  # lora_A over the whole fan-in, lora_B grouped
+    assert counted.lora_params == 3 * per_layer
+
+
+def test_nemotron_h_refuses_all_linear_as_peft_does():
+    config = {"model_type": "nemotron_h", "hybrid_override_pattern": "M*", "hidden_size": 16, "num_attention_heads": 2,
+              "num_key_value_heads": 1, "head_dim": 8, "mamba_num_heads": 2, "mamba_head_dim": 4, "n_groups": 1,
+              "ssm_state_size": 2, "vocab_size": 64}  # fmt: skip
+    arch = architecture_for(config)
+    (error,) = count_parameters(arch, AdapterSpec(target_modules="all-linear")).errors
+    assert "out_proj" in error and "nemotron_h" in error
+    assert not count_parameters(arch, AdapterSpec(target_modules=["in_proj", "q_proj"])).errors

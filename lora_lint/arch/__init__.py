@@ -14,6 +14,7 @@ from lora_lint.arch.counting import (
 from lora_lint.arch.families import (
     FAMILIES,
     UnsupportedArchitecture,
+    all_families,
     architecture_for,
     supported_model_types,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "ParamCount",
     "TargetMatch",
     "UnsupportedArchitecture",
+    "all_families",
     "architecture_for",
     "count_parameters",
     "supported_model_types",

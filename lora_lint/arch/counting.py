@@ -15,7 +15,9 @@ The numbers equal ``PeftModel.get_nb_trainable_parameters()`` on the real model:
 - ``rank_pattern``/``alpha_pattern``: the first key, in order, for which
   ``re.match(rf"(.*\\.)?({key})$", name)`` holds.
 - A LoRA layer adds ``r * (in + out)`` (``lora_A``: r x in, ``lora_B``: out x r; for an
-  Embedding ``lora_embedding_A``: r x num, ``lora_embedding_B``: dim x r); DoRA adds a
+  Embedding ``lora_embedding_A``: r x num, ``lora_embedding_B``: dim x r; for a convolution
+  ``lora_A`` reads the layer's whole fan-in and ``lora_B`` is grouped like the layer, so a
+  depthwise convolution needs r divisible by its groups); DoRA adds a
   magnitude vector with one entry per output row of the base weight.
 - ``modules_to_save`` (plus ``classifier`` and ``score`` for SEQ_CLS) wraps each module
   whose name ends with an entry: the original stays, frozen, and a trainable deep copy
@@ -30,7 +32,8 @@ The numbers equal ``PeftModel.get_nb_trainable_parameters()`` on the real model:
   ``gate.weight``.
 
 Where PEFT refuses a configuration (no module matched, a target that is not a layer
-LoRA supports, half of a fused expert pair, dropout or DoRA on expert parameters), the
+LoRA supports, half of a fused expert pair, dropout or DoRA on expert parameters, the
+Mamba mixer's ``out_proj``/``conv1d`` — ``all-linear`` included — in Nemotron-H), the
 reason is recorded in :attr:`ParamCount.errors`.
 """
 
@@ -39,16 +42,19 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from functools import cached_property
+from math import prod
 
 from lora_lint.record import Record, replace
 
 from lora_lint.arch.families import SEQ_CLS
 from lora_lint.arch.model import (
     ALL_LINEAR_KINDS,
+    CONV,
     CONV1D,
     LINEAR,
     LORA_MODULE_KINDS,
     Architecture,
+    Module,
 )
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms of start-up; annotations stay strings
@@ -80,6 +86,10 @@ _MOE_FUSED = {
     "qwen2_moe": {"gate_up_proj": ("gate_proj", "up_proj")},
 }
 """PEFT's ``_MOE_TARGET_MODULE_MAPPING`` / ``_MOE_FUSED_TARGETS`` (peft.utils.transformers_weight_conversion)."""
+
+_MAMBA_MODEL_TYPES = frozenset({"falcon_h1", "mamba", "mamba2", "falcon_mamba", "nemotron_h"})
+_MAMBA_INCOMPATIBLE = frozenset({"out_proj", "conv1d"})
+"""PEFT's ``_check_lora_target_modules_mamba``: LoRA on these layers of these model types is refused."""
 
 
 class AdapterSpec(Record):
@@ -468,8 +478,20 @@ class _Counter:
             kind = module.kind if module else "container"
             self.errors.append(f"target {name} is a {kind} module, which LoRA cannot adapt")
             return None
+        leaf = name.rsplit(".", 1)[-1]
+        if self.arch.family in _MAMBA_MODEL_TYPES and leaf in _MAMBA_INCOMPATIBLE:
+            message = f"PEFT refuses LoRA on {leaf} in Mamba-based {self.arch.family} models (e.g. {name})"
+            if not any(error.startswith(message.partition(" (e.g.")[0]) for error in self.errors):
+                self.errors.append(message)
+            return None
         r, alpha, follows = self._rank_alpha(name)
         size = module.in_features + module.out_features
+        if module.kind == CONV:
+            groups = _conv_groups(module)
+            if r % groups:
+                self.errors.append(f"LoRA on {name} needs a rank divisible by its {groups} convolution groups")
+                return None
+            size = module.in_features + module.out_features // groups  # lora_B is grouped like the layer
         params = r * size
         if self.spec.use_dora:
             params += module.out_features  # one magnitude per output row (per embedding_dim for an Embedding)
@@ -623,6 +645,12 @@ def _suffix_in(key: str, targets: frozenset[str]) -> bool:
             return True
         start = key.find(".", start + 1)
     return False
+
+
+def _conv_groups(module: Module) -> int:
+    """A convolution's groups, from its weight ``(out, in / groups, *kernel)`` and its fan-in ``in * kernel``."""
+    weight = next(shape for name, shape in module.params if name == "weight")
+    return module.in_features // prod(weight[1:])
 
 
 def _shapes(layers: Iterable[AdaptedLayer]) -> tuple[tuple[int, int], ...]:

@@ -75,6 +75,7 @@ class Layout(Record):
     output_layer: str | None
     classifier_head: str | None
     tied: bool
+    text: Config | None = None  # a multimodal model's language-model config, which sizes the model
 
 
 LayoutFn = Callable[[Config, Builder, str, int], Layout]
@@ -87,6 +88,8 @@ class Family(Record):
     default_targets: tuple[str, ...] | None = None
     tasks: frozenset[str] = frozenset({CAUSAL_LM, SEQ_CLS})
     moe_conversion: str | None = None
+    model_class: str | None = None  # the class described when the task's Auto class has no entry for it
+    default_task: str = CAUSAL_LM
 
 
 # ---------------------------------------------------------------------------------------
@@ -299,6 +302,21 @@ _ATTENTION_BIAS = {
 
 def _defaults(**overrides: Any) -> dict[str, Any]:
     return {**_LLAMA_LIKE, **overrides}
+
+
+def _text_model(family: Family) -> LayoutFn:
+    """A multimodal config described by its language model alone, from ``text_config``.
+
+    What ``AutoModelForCausalLM`` builds from the configs of Qwen3.5, Llama 4 and Mllama:
+    the text model, named as if it stood alone; the vision tower is never loaded.
+    """
+
+    def layout(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
+        raw = c["text_config"]
+        text = Config(raw if isinstance(raw, Mapping) else {}, family.defaults, family.aliases)
+        return replace(family.layout(text, b, task, num_labels), text=text)
+
+    return layout
 
 
 # ---------------------------------------------------------------------------------------
@@ -515,7 +533,7 @@ _BERT_DEFAULTS = {
     "tie_word_embeddings": True,
 }
 
-FAMILIES: dict[str, Family] = {
+FAMILIES: dict[str, Family] = {  # the families of this module; all_families() adds the others
     "llama": Family(
         _decoder(mlp=_gated_mlp(lambda c: bool(c["mlp_bias"])), **_ATTENTION_BIAS),
         _defaults(attention_bias=False, mlp_bias=False),
@@ -893,26 +911,41 @@ FAMILIES: dict[str, Family] = {
         },
         default_targets=("q", "v"),
         tasks=frozenset({SEQ_2_SEQ_LM}),
+        default_task=SEQ_2_SEQ_LM,
     ),
     "bert": Family(
         _bert_like(pooler=True, prefix="bert"),
         _BERT_DEFAULTS,
         default_targets=("query", "value"),
         tasks=frozenset({SEQ_CLS}),
+        default_task=SEQ_CLS,
     ),
     "roberta": Family(
         _bert_like(pooler=False, prefix="roberta"),
         {**_BERT_DEFAULTS, "vocab_size": 50265},
         default_targets=("query", "value"),
         tasks=frozenset({SEQ_CLS}),
+        default_task=SEQ_CLS,
     ),
 }
 
-_DEFAULT_TASK = {"t5": SEQ_2_SEQ_LM, "bert": SEQ_CLS, "roberta": SEQ_CLS}
+_ADDED_FAMILY_MODULES = ("families_decoders", "families_hybrid", "families_moe", "families_multimodal", "families_encoders")
+"""Modules of families added by kind. Imported on first need: most configs name a family above, and the
+static linter's start-up should not pay for describing the others."""
+
+
+def all_families() -> dict[str, Family]:
+    """``FAMILIES`` with the families of :data:`_ADDED_FAMILY_MODULES` registered in it."""
+    if "qwen3_5" not in FAMILIES:
+        from importlib import import_module
+
+        for name in _ADDED_FAMILY_MODULES:
+            FAMILIES.update(import_module(f"lora_lint.arch.{name}").FAMILIES)
+    return FAMILIES
 
 
 def supported_model_types() -> list[str]:
-    return sorted(FAMILIES) + ["gemma3"]
+    return sorted(all_families())
 
 
 def architecture_for(
@@ -923,36 +956,30 @@ def architecture_for(
     """The model transformers builds from ``config`` for ``task_type``, as PEFT sees it.
 
     ``task_type`` None means the family's usual head (a language-model head for
-    decoders). A multimodal ``gemma3`` config is described by its text model, which is
-    what a text-only fine-tune loads (``Gemma3ForCausalLM``).
+    decoders). A multimodal config is described as the class ``AutoModelForCausalLM``
+    builds from it where there is one (the text model alone for Qwen3.5, Llama 4 and
+    Mllama; the whole model, vision tower included, for Gemma 3), and as its
+    image-text-to-text class otherwise.
     """
     model_type = str(config.get("model_type", ""))
-    note = prefix = None
-    if model_type == "gemma3" and isinstance(config.get("text_config"), Mapping):
-        config = {**config["text_config"], "model_type": "gemma3_text"}
-        model_type = "gemma3_text"
-        prefix = _MULTIMODAL_TEXT_PREFIX
-        note = "multimodal gemma3: only the language model is described; the vision tower is not counted"
-    family = FAMILIES.get(model_type)
+    family = FAMILIES.get(model_type) or all_families().get(model_type)
     if family is None:
         raise UnsupportedArchitecture(model_type or "<no model_type>")
-    task = task_type or _DEFAULT_TASK.get(model_type, CAUSAL_LM)
+    task = task_type or family.default_task
     if task not in family.tasks:
         raise UnsupportedArchitecture(model_type, f"task type {task} is not described")
     c = Config(config, family.defaults, family.aliases)
     labels = num_labels or _num_labels(config)
     builder = Builder()
     layout = family.layout(c, builder, task, labels)
-    if prefix:
-        builder.modules = [_moved(m, prefix) for m in builder.modules]
-        layout = replace(layout, input_embedding=_moved_name(layout.input_embedding, prefix))
+    sizes = layout.text or c
     return Architecture(
         family=model_type,
         task_type=task,
         modules=tuple(builder.modules),
-        num_layers=int(c["num_hidden_layers"]),
-        hidden_size=int(c["hidden_size"]),
-        vocab_size=int(c["vocab_size"]),
+        num_layers=int(sizes["num_hidden_layers"]),
+        hidden_size=int(sizes["hidden_size"]),
+        vocab_size=int(sizes["vocab_size"]),
         tied_embeddings=layout.tied,
         input_embedding=layout.input_embedding,
         output_layer=layout.output_layer,
@@ -960,21 +987,9 @@ def architecture_for(
         moe_conversion=family.moe_conversion,
         default_targets=family.default_targets,
         config=dict(config),
-        note=note,
+        model_class=family.model_class,
+        language_config=sizes,
     )
-
-
-_MULTIMODAL_TEXT_PREFIX = "model.language_model."
-"""Gemma3ForConditionalGeneration keeps its text model at ``model.language_model`` (transformers 5)."""
-
-
-def _moved_name(name: str, prefix: str) -> str:
-    return prefix + name.removeprefix("model.") if name.startswith("model.") else name
-
-
-def _moved(module: Module, prefix: str) -> Module:
-    tied = _moved_name(module.tied_to, prefix) if module.tied_to else None
-    return replace(module, name=_moved_name(module.name, prefix), tied_to=tied)
 
 
 def _num_labels(config: Mapping[str, Any]) -> int:

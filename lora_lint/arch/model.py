@@ -19,8 +19,10 @@ EMBEDDING = "Embedding"  # torch.nn.Embedding and its subclasses
 NORM = "Norm"  # LayerNorm / RMSNorm variants
 EXPERTS = "Experts"  # fused MoE experts: 3-D parameters, not nn.Linear
 ROUTER = "Router"  # MoE top-k router: a weight parameter, not nn.Linear
+CONV = "Conv"  # torch.nn.Conv1d/2d/3d: patch embeddings, the short convolutions of linear-attention layers
+OTHER = "Other"  # any other module that holds parameters directly (gates, scales, position tables)
 
-LORA_MODULE_KINDS = frozenset({LINEAR, CONV1D, EMBEDDING})
+LORA_MODULE_KINDS = frozenset({LINEAR, CONV1D, EMBEDDING, CONV})
 """Module types LoRA can wrap among those the supported families contain."""
 ALL_LINEAR_KINDS = frozenset({LINEAR, CONV1D})
 """What PEFT's ``all-linear`` collects (``isinstance(m, (nn.Linear, Conv1D))``)."""
@@ -31,7 +33,9 @@ class Module(Record):
 
     For Linear and Conv1D, ``in_features``/``out_features`` are the layer's; for an
     Embedding they are ``num_embeddings``/``embedding_dim`` (the shapes PEFT gives
-    ``lora_embedding_A``/``B``). ``tied_to`` names the module whose weight this module
+    ``lora_embedding_A``/``B``); for a Conv, ``in_features`` is the fan-in of one output
+    channel times the groups (``in_channels * kernel elements``: what ``lora_A`` reads) and
+    ``out_features`` the output channels. ``tied_to`` names the module whose weight this module
     shares, so that the shared tensor is counted once, as ``named_parameters()`` does.
     """
 
@@ -94,6 +98,8 @@ class Architecture(Record):
     moe_conversion: str | None = None  # PEFT's transformers-v5 MoE target conversion ("mixtral" | "qwen2_moe")
     default_targets: tuple[str, ...] | None = None  # PEFT's per-model_type default target_modules
     config: dict = {}
+    model_class: str | None = None  # the transformers class described, where the task's Auto class has none
+    language_config: object = None  # the families.Config the language model was read from (its text_config, if nested)
     note: str | None = None  # where this description knowingly differs from the real model
 
     @cached_property
@@ -185,5 +191,28 @@ class Builder:
         )
         self.modules.append(Module(name, EXPERTS, params))
 
-    def router(self, name: str, num_experts: int, hidden: int) -> None:
-        self.modules.append(Module(name, ROUTER, (("weight", (num_experts, hidden)),)))
+    def fused_experts(self, name: str, *params: tuple[str, tuple[int, ...]]) -> None:
+        """Experts stored the family's own way (transposed, with biases): each parameter as given."""
+        self.modules.append(Module(name, EXPERTS, params))
+
+    def router(self, name: str, num_experts: int, hidden: int, *, bias: bool = False) -> None:
+        params = (("weight", (num_experts, hidden)),) + ((("bias", (num_experts,)),) if bias else ())
+        self.modules.append(Module(name, ROUTER, params))
+
+    def conv(
+        self,
+        name: str,
+        in_channels: int,
+        out_channels: int,
+        kernel: tuple[int, ...],
+        *,
+        bias: bool,
+        groups: int = 1,
+    ) -> None:
+        params = [("weight", (out_channels, in_channels // groups, *kernel))]
+        if bias:
+            params.append(("bias", (out_channels,)))
+        self.modules.append(Module(name, CONV, tuple(params), in_channels * prod(kernel), out_channels))
+
+    def other(self, name: str, *params: tuple[str, tuple[int, ...]]) -> None:
+        self.modules.append(Module(name, OTHER, params))

@@ -74,10 +74,7 @@ def shape_from_architecture(arch: Architecture, param_count: ParamCount) -> Mode
     read off the first block's linear layers, so families that name their MLP differently
     (``fc1``, ``dense_h_to_4h``, ``gate_up_proj``) need no table here.
     """
-    from lora_lint.arch.families import FAMILIES, Config
-
-    family = FAMILIES.get(arch.family)
-    config = Config(arch.config, family.defaults, family.aliases) if family else None
+    config = arch.language_config  # the language model's config, read with its family's defaults
     heads = int(config["num_attention_heads"]) if config else 1
     kv_heads = int(config.either("num_key_value_heads", heads)) if config else heads
     head_dim = int(config.either("head_dim", arch.hidden_size // heads)) if config else arch.hidden_size

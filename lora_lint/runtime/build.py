@@ -129,7 +129,7 @@ def build_model(
         notes.append("8-bit loading is not reproduced: the base model is built unquantized")
     dtype = _train_dtype(setup, device)
     task_type = _task_type(setup, config)
-    model_class = _model_class(task_type)
+    model_class = _described_class(config, task_type) or _model_class(task_type)
     torch.manual_seed(seed)
     try:
         if quantize:
@@ -327,6 +327,27 @@ def _task_type(setup: LoraSetup, config: dict[str, Any]) -> str:
     if isinstance(task, str) and task.upper() in ("CAUSAL_LM", "SEQ_CLS", "SEQ_2_SEQ_LM"):
         return task.upper()
     return "SEQ_2_SEQ_LM" if config.get("is_encoder_decoder") else "CAUSAL_LM"
+
+
+def _described_class(config: dict[str, Any], task_type: str) -> Any:
+    """The Auto class that builds what the architecture model describes, where the task's own has no entry for the
+    family (vision-language models, Whisper, ViT): counts and the smoke run then see the same model."""
+    import transformers
+    from transformers.models.auto import modeling_auto
+
+    from lora_lint.arch.families import UnsupportedArchitecture, architecture_for
+
+    try:
+        name = architecture_for(config, task_type).model_class
+    except (UnsupportedArchitecture, TypeError, KeyError, ValueError):
+        return None
+    autos = {
+        "AutoModelForImageTextToText": modeling_auto.MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES,
+        "AutoModelForSpeechSeq2Seq": modeling_auto.MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES,
+        "AutoModelForImageClassification": modeling_auto.MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES,
+    }
+    model_type = config.get("model_type")
+    return next((getattr(transformers, auto) for auto, names in autos.items() if name and names.get(model_type) == name), None)
 
 
 def _model_class(task_type: str) -> Any:

@@ -102,6 +102,7 @@ def shrink_config(config: Any) -> ProxyPlan:
     if isinstance(getattr(text, "max_position_embeddings", None), int):
         _change(plan, text, "max_position_embeddings", min(text.max_position_embeddings, PROXY_MAX_POSITIONS))
     set_vocabulary(text, min(text.vocab_size, PROXY_VOCAB), plan)
+    _shrink_vision_tower(config, plan)
     for target in {id(config): config, id(text): text}.values():
         if isinstance(getattr(target, "initializer_range", None), float):
             _change(plan, target, "initializer_range", target.initializer_range * math.sqrt(plan.width_ratio))
@@ -110,6 +111,19 @@ def shrink_config(config: Any) -> ProxyPlan:
         f"{heads}/{kv_heads} -> {proxy_heads}/{proxy_kv} attention/key-value heads"
     )
     return plan
+
+
+def _shrink_vision_tower(config: Any, plan: ProxyPlan) -> None:
+    """A vision-language model keeps its vision tower's width (the adapter's shapes) but only the first layers."""
+    vision = getattr(config, "vision_config", None)
+    key = next((k for k in ("num_hidden_layers", "depth") if isinstance(getattr(vision, k, None), int)), None)
+    if key is None or getattr(vision, key) <= PROXY_LAYERS:
+        return
+    plan.notes.append(f"CPU proxy: vision tower {getattr(vision, key)} -> {PROXY_LAYERS} layers")
+    setattr(vision, key, PROXY_LAYERS)
+    for indexes in ("deepstack_visual_indexes", "fullatt_block_indexes"):  # layer indices into the tower
+        if isinstance(getattr(vision, indexes, None), (list, tuple)):
+            setattr(vision, indexes, [i for i in getattr(vision, indexes) if i < PROXY_LAYERS])
 
 
 def set_vocabulary(config: Any, vocab_size: int, plan: ProxyPlan | None = None) -> None:
