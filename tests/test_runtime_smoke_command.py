@@ -32,6 +32,7 @@ def test_symptoms_exit_1_and_write_report_and_plot(scenarios, capsys):
     report = json.loads((scenarios / "out/report.json").read_text())
     [entry] = report["configs"]
     assert [s["name"] for s in entry["symptoms"]] == ["plateau"]
+    assert entry["build"]["reference"]["lora_alpha_per_r"] == 2  # alpha 0.001 is judged against alpha = 2r
     assert len(entry["losses"]) == 20
     assert (scenarios / "out/report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -60,3 +61,12 @@ def test_command_module_imports_no_torch():
         subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
         == "False"
     )
+
+
+def test_no_reference_skips_the_reference_run(scenarios, capsys):
+    from lora_lint.cli import main
+
+    main(["smoke", "alpha-tiny.yaml", "--steps", "20", "--no-reference", "--report", "out/plain.json"])
+    [entry] = json.loads((scenarios / "out/plain.json").read_text())["configs"]
+    assert "reference" not in entry["build"]
+    assert "reference" not in entry["timings"]

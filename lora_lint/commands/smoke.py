@@ -24,6 +24,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "--report", type=Path, metavar="PATH", help="write the JSON report here, and a loss plot beside it"
     )
     parser.add_argument("--trust-remote-code", action="store_true", help="allow a local model folder's own code to run")
+    parser.add_argument("--no-reference", action="store_true",
+                        help="skip the reference adapter's run (alpha = 2r), which doubles the time for configs with "
+                             "another alpha/r; slow learning is then judged on absolute bars only")  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,7 +62,11 @@ def run(args: argparse.Namespace) -> int:
         print("lora-lint: --device cuda: torch sees no CUDA device", file=sys.stderr)
         return EXIT_ERROR
     options = RuntimeOptions(
-        device=args.device, steps=args.steps, seed=args.seed, trust_remote_code=args.trust_remote_code
+        device=args.device,
+        steps=args.steps,
+        seed=args.seed,
+        trust_remote_code=args.trust_remote_code,
+        reference=not args.no_reference,
     )
     entries, status = [], EXIT_CLEAN
     for result in readable:
