@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from lora_lint.document import InputError
+from lora_lint.expressions import names_for
 from lora_lint.facts import compute_facts
 from lora_lint.project import Project, ProjectConfigError
 from lora_lint.rulepack import BUILTIN_RULES, SEVERITY_RANK, Rule, load_rules
@@ -80,6 +81,7 @@ class Linter:
         self.rules = load_rules([BUILTIN_RULES, *project.extra_rules, *(extra_rules or [])])
         project.check_rule_references({ident for rule in self.rules for ident in (rule.code, rule.name)})
         self.options = {rule.code: self._rule_options(rule) for rule in self.rules}
+        self._selected: tuple[Any, list[Rule]] = (None, [])  # (select, ignore) -> enabled rules, without per-file ignores
         if project.gpu and project.usable_memory_gb is None:
             from lora_lint.memory.gpus import UnknownGpuError, find_gpu
 
@@ -105,6 +107,9 @@ class Linter:
 
     def enabled_rules(self, path: str) -> list[Rule]:
         """Rules that apply to ``path`` after select, ignore and per-file ignores."""
+        policy = (tuple(self.project.select), tuple(self.project.ignore))
+        if not self.project.per_file_ignores and self._selected[0] == policy:
+            return self._selected[1]
         ignored = list(self.project.ignore)
         if self.project.per_file_ignores:
             import fnmatch  # only projects with per-file ignores match file names here
@@ -114,10 +119,13 @@ class Linter:
                 if fnmatch.fnmatch(relative, pattern) or fnmatch.fnmatch(os.path.basename(path), pattern):
                     ignored += codes
         select = self.project.select
-        return [
+        rules = [
             rule for rule in self.rules
             if (not select or _matches(rule, select)) and not _matches(rule, ignored)
         ]  # fmt: skip
+        if not self.project.per_file_ignores:
+            self._selected = (policy, rules)
+        return rules
 
     def lint_bytes(self, path: str, raw: bytes, *, named: bool = True) -> list[FileResult]:
         """Findings for every config in one file; [] when it is not a LoRA config."""
@@ -140,10 +148,11 @@ class Linter:
     def lint_setup(self, setup: LoraSetup, suppressions: list[Any] = ()) -> FileResult:  # type: ignore[assignment]
         facts = compute_facts(setup, self.project, predict_memory=self.report_facts)
         findings = []
+        names = names_for(facts)
         for rule in self.enabled_rules(setup.path):
             if rule.for_each == UNUSED_SUPPRESSIONS or not rule.applies_to(setup.format):
                 continue
-            for message, record in rule.evaluate(facts, self.options[rule.code]):
+            for message, record in rule.evaluate(facts, self.options[rule.code], names):
                 finding = self._finding(rule, message, setup, record)
                 if not _suppressed(finding, suppressions):
                     findings.append(finding)
