@@ -247,6 +247,7 @@ class _Counter:
         self._cached_targets: list[str] | None = None
         self._cached_set: frozenset[str] = frozenset()
         self._fused_multiplier: dict[str, int] = {}  # rank_pattern keys PEFT adds for fused expert pairs: r times this
+        self._dotted_targets: list[tuple[str, str]] | None = None
 
     def run(self) -> ParamCount:
         arch = self.arch
@@ -454,7 +455,9 @@ class _Counter:
     def _entries_matching(self, targets: list[str] | str, name: str) -> list[str]:
         if isinstance(targets, str):
             return [targets]
-        return [t for t in self._listed_targets() if name == t or name.endswith(f".{t}")] or [name]
+        if self._dotted_targets is None:  # ".q_proj" spelled once per count, not once per adapted layer
+            self._dotted_targets = [(t, f".{t}") for t in self._listed_targets()]
+        return [t for t, dotted in self._dotted_targets if name == t or name.endswith(dotted)] or [name]
 
     def _listed_targets(self) -> list[str]:
         targets = self.spec.target_modules
@@ -503,6 +506,8 @@ class _Counter:
 
     def _rank_alpha(self, key: str) -> tuple[int, float, int]:
         """The layer's r and alpha, and how many times the global r its rank follows (0: pinned by rank_pattern)."""
+        if not self.rank_pattern and not self.alpha_pattern:  # the common case, without a regex per layer
+            return int(self.spec.r), self.spec.lora_alpha, 1
         r_key = self._pattern_key(self.rank_pattern, key)
         a_key = self._pattern_key(self.alpha_pattern, key)
         r = self.rank_pattern.get(r_key, self.spec.r) if r_key else self.spec.r
