@@ -417,7 +417,7 @@ class _Counter:
                     return False
             elif key in exclude or any(key.endswith(f".{e}") for e in exclude):
                 return False
-        if any(_search(pattern, key, self.errors) for pattern in self._saved_patterns):
+        if self._saved_patterns and any(_search(pattern, key, self.errors) for pattern in self._saved_patterns):
             return False
         if isinstance(targets, str):
             return True if _fullmatch(targets, key, self.errors) else None
@@ -525,6 +525,8 @@ class _Counter:
 
     def _modules_to_save_copies(self, adapted: set[str]) -> dict[str, list[str]]:
         """Entry -> the modules ``ModulesToSaveWrapper`` copies for it (outermost only)."""
+        if not self.modules_to_save:
+            return {}
         copies: dict[str, list[str]] = {entry: [] for entry in self.modules_to_save}
         taken: list[str] = []
         for name in self.arch.module_names:
@@ -589,7 +591,8 @@ class _Counter:
         result = []
         for entry in entries:
             adapted = matched_by.get(entry, [])
-            present = sum(1 for name in self.arch.module_names if name == entry or name.endswith(f".{entry}"))
+            dotted = f".{entry}"
+            present = sum(1 for name in self.arch.module_names if name == entry or name.endswith(dotted))
             result.append(TargetMatch(entry, present, len(adapted), _shapes(adapted)))
         return tuple(result)
 
