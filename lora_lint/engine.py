@@ -181,9 +181,25 @@ class Linter:
         severity = self.project.severity.get(rule.code) or self.project.severity.get(rule.name) or rule.severity
         return Finding(rule.code, rule.name, severity, message, setup.path if setup else "", line, column, key)
 
-    def lint_paths(self, paths: list[str]) -> list[FileResult]:
+    def lint_paths(self, paths: list[str], *, jobs: int | None = 1) -> list[FileResult]:
+        """Findings for every candidate file under ``paths``, in discovery order.
+
+        ``jobs`` processes share the files (None: as many as the usable cores, when there are
+        enough files to repay a fork; see :mod:`lora_lint.workers`). Results from other processes
+        carry what reports read: findings, errors and, with ``report_facts``, the public facts.
+        """
+        candidates = list(discover(paths, self.project))
+        if jobs != 1 and not any(path == "-" for path, _ in candidates):
+            from lora_lint.workers import lint_in_workers, worker_count
+
+            workers = worker_count(len(candidates), jobs)
+            if workers > 1:
+                return lint_in_workers(candidates, workers, self._lint_candidates, keep_facts=self.report_facts)
+        return self._lint_candidates(candidates)
+
+    def _lint_candidates(self, candidates: list[tuple[str, bool]]) -> list[FileResult]:
         results: list[FileResult] = []
-        for path, named in discover(paths, self.project):
+        for path, named in candidates:
             try:
                 raw = _read(path)
             except OSError as exc:
