@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 
@@ -47,8 +48,6 @@ def run(args: argparse.Namespace) -> int:
     from lora_lint.project import ProjectConfigError, load_project
     from lora_lint.report import render, resolve_format
     from lora_lint.rulepack import SEVERITY_RANK, RulePackError
-
-    import gc
 
     # A run builds many small objects that all live until the report: collecting the young
     # generation every 10,000 allocations instead of every 700 saves ~3% of a folder's run.
