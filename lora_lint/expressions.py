@@ -16,8 +16,9 @@ it between runs):
   simpleeval does (the attribute, else the item ``a["b"]``) but hands back only plain
   data and methods of plain data: anything else is left to simpleeval;
 - ``+`` runs natively on numbers and on short strings, lists and tuples, ``*`` on
-  numbers only (simpleeval bounds the length of what they build); comprehensions count their elements
-  against simpleeval's limit; generator expressions build lists, as in simpleeval;
+  numbers only (simpleeval bounds the length of what they build); comprehensions count
+  their elements against simpleeval's limit; generator expressions build lists, as in
+  simpleeval;
 - the code runs with no builtins: its globals are the facts, the rule functions, and
   these helpers.
 
@@ -74,7 +75,6 @@ def _attribute(value: Any, name: str) -> Any:
     raise _NotCompiled
 
 
-
 def _add(left: Any, right: Any) -> Any:
     if type(left) in _NUMBERS and type(right) in _NUMBERS:
         return left + right
@@ -127,8 +127,8 @@ def evaluate(expression: str, code: CodeType | None, names: dict[str, Any]) -> A
     """The value of ``expression``: its compiled ``code`` when there is one, else (or on any error) simpleeval's."""
     if code is not None:
         try:
-            return eval(code, names)  # noqa: S307 - code compiled by compile_expression from a checked tree
-        except Exception:  # noqa: BLE001 - simpleeval evaluates it again and says what is wrong
+            return eval(code, names)  # code compiled by compile_expression from a checked tree
+        except Exception:  # noqa: BLE001, S110 - simpleeval evaluates it again and says what is wrong
             pass
     return _simpleeval(expression, {name: value for name, value in names.items() if name not in HELPERS})
 

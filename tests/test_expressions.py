@@ -11,7 +11,7 @@ from simpleeval import EvalWithCompoundTypes
 from lora_lint import expressions, rulepack
 from lora_lint.engine import Linter
 from lora_lint.project import load_project
-from lora_lint.rulepack import BUILTIN_RULES, RulePackError, Rule, load_rules
+from lora_lint.rulepack import BUILTIN_RULES, Rule, RulePackError, load_rules
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
