@@ -189,7 +189,7 @@ class Linter:
         carry what reports read: findings, errors and, with ``report_facts``, the public facts.
         """
         candidates = list(discover(paths, self.project))
-        if jobs != 1 and not any(path == "-" for path, _ in candidates):
+        if jobs != 1 and len(candidates) > 1 and not any(path == "-" for path, _ in candidates):
             from lora_lint.workers import lint_in_workers, worker_count
 
             workers = worker_count(len(candidates), jobs)
