@@ -124,7 +124,7 @@ def load_yaml(path: str, text: str) -> Document:
     except RecursionError:
         raise InputError(f"nesting deeper than {MAX_DEPTH} levels") from None
     if node is not None:
-        doc.data = _YamlBuilder(doc).build(node, (), 0)
+        doc.data = _YamlBuilder(doc).build(node, (), "", 0)
     return doc
 
 
@@ -132,40 +132,55 @@ def _loc(node: yaml.Node, path: KeyPath) -> Location:
     return Location(node.start_mark.line + 1, node.start_mark.column + 1, key_string(path))
 
 
+_SCALARS: dict[tuple[str, str], Any] = {}
+"""(tag, text) -> value of the numbers, booleans, nulls and dates already constructed in this process: PyYAML's
+constructor is a pure function of the two, and the same ``true`` or ``0.0002`` recurs in every config."""
+_SCALARS_LIMIT = 4096
+
+
 class _YamlBuilder:
-    """Turns composed nodes into plain values, recording positions and traps."""
+    """Turns composed nodes into plain values, recording positions and traps.
+
+    Each value is built with its key path and that path's :func:`key_string`, extended
+    one key at a time rather than joined again for every key.
+    """
 
     def __init__(self, doc: Document) -> None:
         self.doc = doc
+        self.positions = doc.positions
         self.count = 0
         self.entries: dict[int, dict[str, tuple[yaml.Node, yaml.Node]]] = {}
-        self.scalars = _SafeLoader("")  # only used to construct scalar values from nodes
+        self.unique: set[int] = set()  # mappings without merges whose keys are all different
+        self.constructor: Any = None  # a loader that constructs scalar values from nodes, made on first need
 
-    def build(self, node: yaml.Node, path: KeyPath, depth: int) -> Any:
+    def build(self, node: yaml.Node, path: KeyPath, name: str, depth: int) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
             raise InputError(f"too many values (over {MAX_NODES:,}, aliases expanded): not a config", *_pos(node))
         if depth > MAX_DEPTH:
             raise InputError(f"nesting deeper than {MAX_DEPTH} levels", *_pos(node))
         if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path, depth)
+            return self._mapping(node, path, name, depth)
         if isinstance(node, yaml.SequenceNode):
             self._check_tag(node, "tag:yaml.org,2002:seq")
-            return [self.build(item, path + (i,), depth + 1) for i, item in enumerate(node.value)]
-        return self._scalar(node, path)
+            return [self.build(item, path + (i,), f"{name}[{i}]", depth + 1) for i, item in enumerate(node.value)]
+        return self._scalar(node, name)
 
     def _check_tag(self, node: yaml.Node, expected: str) -> None:
         if node.tag != expected:
             raise InputError(f"unsupported YAML tag {node.tag!r} (only plain data is read)", *_pos(node))
 
-    def _mapping(self, node: yaml.MappingNode, path: KeyPath, depth: int) -> dict[str, Any]:
+    def _mapping(self, node: yaml.MappingNode, path: KeyPath, name: str, depth: int) -> dict[str, Any]:
         entries = self._entries(node, depth)
-        self._note_duplicates(node, path)
+        self._note_duplicates(node, path, name)
         result: dict[str, Any] = {}
+        positions = self.positions
         for key, (key_node, value_node) in entries.items():
             child = path + (key,)
-            self.doc.positions[child] = _loc(key_node, child)
-            result[key] = self.build(value_node, child, depth + 1)
+            child_name = f"{name}.{key}" if name else key
+            mark = key_node.start_mark
+            positions[child] = Location(mark.line + 1, mark.column + 1, child_name)
+            result[key] = self.build(value_node, child, child_name, depth + 1)
         return result
 
     def _entries(self, node: yaml.MappingNode, depth: int) -> dict[str, tuple[yaml.Node, yaml.Node]]:
@@ -183,6 +198,19 @@ class _YamlBuilder:
             raise InputError(f"nesting deeper than {MAX_DEPTH} levels", *_pos(node))
         self._check_tag(node, "tag:yaml.org,2002:map")
         self.entries[id(node)] = {}
+        entries: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node in node.value:  # the common case: no merge key, one pass
+            if key_node.tag == _TAG_MERGE:
+                entries = self._merged_entries(node, depth)
+                break
+            entries[self._key(key_node)] = (key_node, value_node)
+        else:
+            if len(entries) == len(node.value):
+                self.unique.add(id(node))
+        self.entries[id(node)] = entries
+        return entries
+
+    def _merged_entries(self, node: yaml.MappingNode, depth: int) -> dict[str, tuple[yaml.Node, yaml.Node]]:
         written = {self._key(key_node) for key_node, _ in node.value if key_node.tag != _TAG_MERGE}
         entries: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         for key_node, value_node in node.value:
@@ -197,7 +225,6 @@ class _YamlBuilder:
                 for key, pair in merged.items():
                     if key not in written:
                         entries.setdefault(key, pair)
-        self.entries[id(node)] = entries
         return entries
 
     def _merge_sources(self, node: yaml.Node) -> list[yaml.MappingNode]:
@@ -209,8 +236,10 @@ class _YamlBuilder:
             return node.value
         raise InputError("a merge key (<<) needs a mapping or a list of mappings", *_pos(node))
 
-    def _note_duplicates(self, node: yaml.MappingNode, path: KeyPath) -> None:
+    def _note_duplicates(self, node: yaml.MappingNode, path: KeyPath, name: str) -> None:
         """A key written twice in one mapping; keys overriding merged ones are not duplicates."""
+        if id(node) in self.unique:
+            return
         seen: dict[str, yaml.Node] = {}
         for key_node, _ in node.value:
             if key_node.tag == _TAG_MERGE:
@@ -230,20 +259,32 @@ class _YamlBuilder:
             raise InputError(f"unsupported YAML tag {node.tag!r} (only plain data is read)", *_pos(node))
         return node.value
 
-    def _scalar(self, node: yaml.Node, path: KeyPath) -> Any:
-        if node.tag not in _SAFE_SCALAR_TAGS:
-            raise InputError(f"unsupported YAML tag {node.tag!r} (only plain data is read)", *_pos(node))
-        plain = not node.style  # libyaml marks plain scalars with "", the Python composer with None
-        if plain and node.tag == _TAG_STR and _NUMBER_LIKE.match(node.value):
-            self.doc.notes.append(ReaderNote("yaml-string-number", _loc(node, path), {"key": key_string(path), "text": node.value}))
-        if plain and node.tag == _TAG_BOOL and node.value.lower() in _YAML_BOOL_WORDS:
-            self.doc.notes.append(ReaderNote("yaml-bool-word", _loc(node, path), {"key": key_string(path), "text": node.value}))
-        if node.tag == _TAG_STR:
+    def _scalar(self, node: yaml.Node, name: str) -> Any:
+        tag = node.tag
+        if tag not in _SAFE_SCALAR_TAGS:
+            raise InputError(f"unsupported YAML tag {tag!r} (only plain data is read)", *_pos(node))
+        if not node.style:  # a plain scalar: libyaml marks it with "", the Python composer with None
+            if tag == _TAG_STR and _NUMBER_LIKE.match(node.value):
+                location = Location(node.start_mark.line + 1, node.start_mark.column + 1, name)
+                self.doc.notes.append(ReaderNote("yaml-string-number", location, {"key": name, "text": node.value}))
+            elif tag == _TAG_BOOL and node.value.lower() in _YAML_BOOL_WORDS:
+                location = Location(node.start_mark.line + 1, node.start_mark.column + 1, name)
+                self.doc.notes.append(ReaderNote("yaml-bool-word", location, {"key": name, "text": node.value}))
+        if tag == _TAG_STR:
             return node.value
+        key = (tag, node.value)
+        if key in _SCALARS:
+            return _SCALARS[key]
+        if self.constructor is None:
+            self.constructor = _SafeLoader("")
         try:
-            return self.scalars.construct_object(node, deep=True)
+            value = self.constructor.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
             raise InputError(f"invalid value: {exc}", *_pos(node)) from None
+        if len(_SCALARS) >= _SCALARS_LIMIT:
+            _SCALARS.clear()
+        _SCALARS[key] = value
+        return value
 
 
 def _pos(node: yaml.Node) -> tuple[int, int]:

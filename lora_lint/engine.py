@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from lora_lint.document import InputError
+from lora_lint.expressions import names_for
 from lora_lint.facts import compute_facts
 from lora_lint.project import Project, ProjectConfigError
 from lora_lint.rulepack import BUILTIN_RULES, SEVERITY_RANK, Rule, load_rules
@@ -80,6 +81,7 @@ class Linter:
         self.rules = load_rules([BUILTIN_RULES, *project.extra_rules, *(extra_rules or [])])
         project.check_rule_references({ident for rule in self.rules for ident in (rule.code, rule.name)})
         self.options = {rule.code: self._rule_options(rule) for rule in self.rules}
+        self._selected: tuple[Any, list[Rule]] = (None, [])  # (select, ignore) -> enabled rules, without per-file ignores
         if project.gpu and project.usable_memory_gb is None:
             from lora_lint.memory.gpus import UnknownGpuError, find_gpu
 
@@ -105,6 +107,9 @@ class Linter:
 
     def enabled_rules(self, path: str) -> list[Rule]:
         """Rules that apply to ``path`` after select, ignore and per-file ignores."""
+        policy = (tuple(self.project.select), tuple(self.project.ignore))
+        if not self.project.per_file_ignores and self._selected[0] == policy:
+            return self._selected[1]
         ignored = list(self.project.ignore)
         if self.project.per_file_ignores:
             import fnmatch  # only projects with per-file ignores match file names here
@@ -114,10 +119,13 @@ class Linter:
                 if fnmatch.fnmatch(relative, pattern) or fnmatch.fnmatch(os.path.basename(path), pattern):
                     ignored += codes
         select = self.project.select
-        return [
+        rules = [
             rule for rule in self.rules
             if (not select or _matches(rule, select)) and not _matches(rule, ignored)
         ]  # fmt: skip
+        if not self.project.per_file_ignores:
+            self._selected = (policy, rules)
+        return rules
 
     def lint_bytes(self, path: str, raw: bytes, *, named: bool = True) -> list[FileResult]:
         """Findings for every config in one file; [] when it is not a LoRA config."""
@@ -146,10 +154,11 @@ class Linter:
     def lint_setup(self, setup: LoraSetup, suppressions: list[Any] = ()) -> FileResult:  # type: ignore[assignment]
         facts = compute_facts(setup, self.project, predict_memory=self.report_facts)
         findings = []
+        names = names_for(facts)
         for rule in self.enabled_rules(setup.path):
             if rule.for_each == UNUSED_SUPPRESSIONS or not rule.applies_to(setup.format):
                 continue
-            for message, record in rule.evaluate(facts, self.options[rule.code]):
+            for message, record in rule.evaluate(facts, self.options[rule.code], names):
                 finding = self._finding(rule, message, setup, record)
                 if not _suppressed(finding, suppressions):
                     findings.append(finding)
@@ -178,9 +187,25 @@ class Linter:
         severity = self.project.severity.get(rule.code) or self.project.severity.get(rule.name) or rule.severity
         return Finding(rule.code, rule.name, severity, message, setup.path if setup else "", line, column, key)
 
-    def lint_paths(self, paths: list[str]) -> list[FileResult]:
+    def lint_paths(self, paths: list[str], *, jobs: int | None = 1) -> list[FileResult]:
+        """Findings for every candidate file under ``paths``, in discovery order.
+
+        ``jobs`` processes share the files (None: as many as the usable cores, when there are
+        enough files to repay a fork; see :mod:`lora_lint.workers`). Results from other processes
+        carry what reports read: findings, errors and, with ``report_facts``, the public facts.
+        """
+        candidates = list(discover(paths, self.project))
+        if jobs != 1 and len(candidates) > 1 and not any(path == "-" for path, _ in candidates):
+            from lora_lint.workers import lint_in_workers, worker_count
+
+            workers = worker_count(len(candidates), jobs)
+            if workers > 1:
+                return lint_in_workers(candidates, workers, self._lint_candidates, keep_facts=self.report_facts)
+        return self._lint_candidates(candidates)
+
+    def _lint_candidates(self, candidates: list[tuple[str, bool]]) -> list[FileResult]:
         results: list[FileResult] = []
-        for path, named in discover(paths, self.project):
+        for path, named in candidates:
             try:
                 raw = _read(path)
             except OSError as exc:

@@ -257,6 +257,7 @@ class _Counter:
         self._cached_targets: list[str] | None = None
         self._cached_set: frozenset[str] = frozenset()
         self._fused_multiplier: dict[str, int] = {}  # rank_pattern keys PEFT adds for fused expert pairs: r times this
+        self._dotted_targets: list[tuple[str, str]] | None = None
 
     def run(self) -> ParamCount:
         arch = self.arch
@@ -426,7 +427,7 @@ class _Counter:
                     return False
             elif key in exclude or any(key.endswith(f".{e}") for e in exclude):
                 return False
-        if any(_search(pattern, key, self.errors) for pattern in self._saved_patterns):
+        if self._saved_patterns and any(_search(pattern, key, self.errors) for pattern in self._saved_patterns):
             return False
         if isinstance(targets, str):
             return True if _fullmatch(targets, key, self.errors) else None
@@ -464,7 +465,9 @@ class _Counter:
     def _entries_matching(self, targets: list[str] | str, name: str) -> list[str]:
         if isinstance(targets, str):
             return [targets]
-        return [t for t in self._listed_targets() if name == t or name.endswith(f".{t}")] or [name]
+        if self._dotted_targets is None:  # ".q_proj" spelled once per count, not once per adapted layer
+            self._dotted_targets = [(t, f".{t}") for t in self._listed_targets()]
+        return [t for t, dotted in self._dotted_targets if name == t or name.endswith(dotted)] or [name]
 
     def _listed_targets(self) -> list[str]:
         targets = self.spec.target_modules
@@ -525,6 +528,8 @@ class _Counter:
 
     def _rank_alpha(self, key: str) -> tuple[int, float, int]:
         """The layer's r and alpha, and how many times the global r its rank follows (0: pinned by rank_pattern)."""
+        if not self.rank_pattern and not self.alpha_pattern:  # the common case, without a regex per layer
+            return int(self.spec.r), self.spec.lora_alpha, 1
         r_key = self._pattern_key(self.rank_pattern, key)
         a_key = self._pattern_key(self.alpha_pattern, key)
         r = self.rank_pattern.get(r_key, self.spec.r) if r_key else self.spec.r
@@ -542,6 +547,8 @@ class _Counter:
 
     def _modules_to_save_copies(self, adapted: set[str]) -> dict[str, list[str]]:
         """Entry -> the modules ``ModulesToSaveWrapper`` copies for it (outermost only)."""
+        if not self.modules_to_save:
+            return {}
         copies: dict[str, list[str]] = {entry: [] for entry in self.modules_to_save}
         taken: list[str] = []
         for name in self.arch.module_names:
@@ -606,7 +613,8 @@ class _Counter:
         result = []
         for entry in entries:
             adapted = matched_by.get(entry, [])
-            present = sum(1 for name in self.arch.module_names if name == entry or name.endswith(f".{entry}"))
+            dotted = f".{entry}"
+            present = sum(1 for name in self.arch.module_names if name == entry or name.endswith(dotted))
             result.append(TargetMatch(entry, present, len(adapted), _shapes(adapted)))
         return tuple(result)
 
