@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 
 from lora_lint.document import InputError
-from lora_lint.expressions import names_for
 from lora_lint.facts import compute_facts
 from lora_lint.project import Project, ProjectConfigError
 from lora_lint.rulepack import BUILTIN_RULES, SEVERITY_RANK, Rule, load_rules
@@ -154,11 +153,10 @@ class Linter:
     def lint_setup(self, setup: LoraSetup, suppressions: list[Any] = ()) -> FileResult:  # type: ignore[assignment]
         facts = compute_facts(setup, self.project, predict_memory=self.report_facts)
         findings = []
-        names = names_for(facts)
         for rule in self.enabled_rules(setup.path):
             if rule.for_each == UNUSED_SUPPRESSIONS or not rule.applies_to(setup.format):
                 continue
-            for message, record in rule.evaluate(facts, self.options[rule.code], names):
+            for message, record in rule.evaluate(facts, self.options[rule.code]):
                 finding = self._finding(rule, message, setup, record)
                 if not _suppressed(finding, suppressions):
                     findings.append(finding)
