@@ -124,6 +124,15 @@ def test_loss_climbing_back_above_its_best_is_divergence():
     assert symptom is not None and symptom.evidence["rise"] > symptom.evidence["allowed_rise"]
 
 
+def test_training_loss_climbing_while_held_out_loss_is_at_its_best_is_not_divergence():
+    # Harder batches late in a run lift the training loss; held-out loss still at a new best is not divergence.
+    losses = exponential(7.0, 3.0, 0.3, 15) + [3.0 + 0.5 * i for i in range(15)]
+    falling = [(step, 8.0 - 0.2 * i) for i, step in enumerate(range(0, 30, 5))]
+    assert divergence(run(losses, falling)) is None
+    rising = falling[:-1] + [(29, falling[-2][1] + 0.5)]  # the same run once held-out loss turns up
+    assert divergence(run(losses, rising)) is not None
+
+
 def test_runaway_adapter_weights_are_divergence():
     record = run(noisy([7.0] * 20, 0.1))
     record.update_ratios[3] = 1e5

@@ -150,7 +150,7 @@ def divergence(
     max_update_ratio: float = 100.0,
     significance: float = 0.05,
 ) -> Symptom | None:
-    """Non-finite values, or a loss that climbs back above its best and stays there.
+    """Non-finite values, or a loss that climbs back above its best and stays there while held-out loss is past its best.
 
     ``smoothing``: exponential smoothing weight (about a 6-step memory), so single noisy
     batches do not count. The smoothed loss must stay above its best by ``rise_fraction``
@@ -183,7 +183,7 @@ def divergence(
         rises.append(value - best_so_far)
     best = min(smooth)
     allowed = max(min_rise, rise_fraction * abs(best))
-    if all(rise > allowed for rise in rises[-patience:]):
+    if all(rise > allowed for rise in rises[-patience:]) and not _held_out_at_best(record):
         return Symptom(
             "divergence",
             f"the smoothed loss rose to {smooth[-1]:.3f}, {rises[-1]:.3f} above its best {best:.3f}, and stayed "
@@ -209,6 +209,12 @@ def _loss_falls(record: RunRecord, significance: float) -> bool:
     half = record.losses[len(record.losses) // 2 :]
     if len(half) >= 3 and mann_kendall(half).decreasing(significance):
         return True
+    return _held_out_at_best(record)
+
+
+def _held_out_at_best(record: RunRecord) -> bool:
+    """The last held-out loss is the run's best: whatever the training loss does, the adapter still generalizes
+    better than ever, which a diverging run never does (a climbing training loss then comes from the batches)."""
     values = [v for _, v in record.val_losses]
     return len(values) >= 2 and values[-1] < values[0] and values[-1] <= min(values)
 
