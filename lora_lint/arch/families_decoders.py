@@ -9,6 +9,7 @@ from __future__ import annotations
 from lora_lint.arch.families import (
     _ATTENTION_BIAS,
     CAUSAL_LM,
+    FAMILIES,
     Builder,
     Config,
     Family,
@@ -16,7 +17,6 @@ from lora_lint.arch.families import (
     _decoder,
     _defaults,
     _head,
-    _olmo2_qk_norm,
     _phi3_mlp,
 )
 
@@ -53,14 +53,7 @@ FAMILIES: dict[str, Family] = {
         ),
         tasks=frozenset({CAUSAL_LM}),
     ),
-    "olmo3": Family(
-        _decoder(
-            norms=("post_attention_layernorm", "post_feedforward_layernorm"),
-            qk_norm=_olmo2_qk_norm,
-            **_ATTENTION_BIAS,
-        ),
-        _defaults(vocab_size=50304, attention_bias=False),
-    ),
+    "olmo3": FAMILIES["olmo2"],  # OLMo 3 adds sliding-window layers, which hold no other weights than OLMo 2's
     "glm4": Family(
         _decoder(
             norms=("input_layernorm", "post_attention_layernorm", "post_self_attn_layernorm", "post_mlp_layernorm"),
