@@ -54,6 +54,20 @@ def test_unsupported_family_is_skipped_not_raised(tmp_path):
     assert "jamba" in facts["architecture_skipped"]
 
 
+def test_image_text_loading_of_a_model_described_by_its_text_model_is_not_counted(tmp_path):
+    # axolotl with a processor (and LLaMA-Factory always) loads MllamaForConditionalGeneration, whose modules
+    # are named model.language_model.layers...; the architecture model describes MllamaForCausalLM.
+    setup = _setup(base_model="meta-llama/Llama-3.2-11B-Vision", r=8, target_modules=["q_proj"])
+    assert _facts(setup, tmp_path)["trainable_params"] > 0
+    setup.extras["loads_multimodal"] = True
+    facts = _facts(setup, tmp_path)
+    assert "describes only its text model" in facts["architecture_skipped"]
+    assert facts["trainable_params"] is None
+    gemma = _setup(base_model="google/gemma-3-4b-it", r=8, target_modules=["q_proj"])
+    gemma.extras["loads_multimodal"] = True  # described with its vision tower: counted
+    assert _facts(gemma, tmp_path)["trainable_params"] > 0
+
+
 def test_user_model_entry_resolves_and_counts(tmp_path):
     facts = _facts(
         _setup(base_model="acme/tiny", r=4, target_modules=["q_proj", "v_prj"]),

@@ -111,6 +111,13 @@ def architecture_facts(setup: LoraSetup, *, cwd: str | os.PathLike[str], user_mo
         )
         facts["architecture_skip_fix"] = "the torchtune layout of this family is not modelled yet"
         return facts
+    if setup.extras.get("loads_multimodal") and _text_model_only(arch):
+        facts["architecture_skipped"] = (
+            f"{name}: this config loads the image-text model, and the architecture model describes only its text "
+            "model (what AutoModelForCausalLM builds); adapter counts are not computed"
+        )
+        facts["architecture_skip_fix"] = "the image-text class of this family is not modelled yet"
+        return facts
     if not isinstance(spec.r, int) or spec.r <= 0:
         return facts  # an invalid rank has no adapter to count (LL101 reports it)
     unknown = [name for name in COUNTED_SETTINGS if name in setup.settings and not setup.settings[name].known]
@@ -125,6 +132,15 @@ def architecture_facts(setup: LoraSetup, *, cwd: str | os.PathLike[str], user_mo
     facts.update(_head_facts(arch, spec, count))
     facts["percent_by_rank"] = rank_sweep(arch, spec, known=count)
     return facts
+
+
+def _text_model_only(arch: Architecture) -> bool:
+    """A multimodal checkpoint (a vision config) described without any of its vision modules: its text model alone.
+
+    Module names differ between the two classes (``model.layers`` vs ``model.language_model.layers``), so a
+    count or a target check on the text model would be wrong for a run that loads the image-text class.
+    """
+    return "vision_config" in arch.config and not any("vision" in m.name or "visual" in m.name for m in arch.modules)
 
 
 DESCRIBE_MODEL = "describe the model with a local directory holding its config.json, or an entry in [tool.lora-lint.models]"

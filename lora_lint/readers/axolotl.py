@@ -179,6 +179,8 @@ def read(doc: Document) -> list[LoraSetup]:
     for key in EXTRA_KEYS:
         builder.extra(key, key)
     setup.extras.setdefault("adapter", None)
+    # With a processor axolotl loads the image-text class of a multimodal model, not its text-only causal LM.
+    setup.extras["loads_multimodal"] = data.get("processor_type") is not None
     builder.unknown_keys(data, known_keys(), ALIASES)
     for name, value in DEFAULTS.items():
         setup.default(name, value)

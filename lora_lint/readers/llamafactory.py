@@ -229,6 +229,7 @@ def _read_flat(doc: Document) -> list[LoraSetup]:
         builder.extra(key, key)
     setup.extras.setdefault("stage", "sft")
     setup.extras.setdefault("finetuning_type", "lora")
+    setup.extras["loads_multimodal"] = True  # its loader picks the image-text class whenever the model has one
     builder.unknown_keys(data, schema("llamafactory"), ALIASES)
     for name, value in DEFAULTS.items():
         setup.default(name, value)
