@@ -16,6 +16,7 @@ import re
 
 TYPE_CHECKING = False  # `typing` and `dataclasses` cost ~10 ms of start-up
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from typing import Any
 
 import yaml
@@ -309,14 +310,31 @@ def load_json(path: str, text: str) -> Document:
 
 
 def _index_json(doc: Document) -> None:
-    """Record the position of every object key by walking the token stream."""
+    """Record the position of every object key."""
     import bisect  # JSON files only, as in load_json
-    import json
 
     text = doc.text
     line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
-    # containers: stack of [path, kind, next_index]; kind is "{" or "["
-    stack: list[list[Any]] = []
+    for is_key, path, match in json_tokens(text):
+        if not is_key:
+            continue
+        line = bisect.bisect_right(line_starts, match.start())
+        location = Location(line, match.start() - line_starts[line - 1] + 1, key_string(path))
+        if path in doc.positions:
+            first = doc.positions[path]
+            doc.notes.append(ReaderNote("duplicate-key", location, {"key": key_string(path), "first_line": first.line}))
+        doc.positions[path] = location
+
+
+def json_tokens(text: str) -> Iterator[tuple[bool, KeyPath, re.Match[str]]]:
+    """Every object key (``True``) and scalar value (``False``) of a parsed-valid JSON text, with its key path.
+
+    The C ``json`` module gives values but no positions; this walk of the token stream gives
+    the positions, without building values again.
+    """
+    import json
+
+    stack: list[list[Any]] = []  # containers: [path, kind "{" or "[", next index]
     pending_key: str | None = None
     expect_key = False
     for match in re.finditer(_JSON_TOKEN, text, re.S):
@@ -331,21 +349,16 @@ def _index_json(doc: Document) -> None:
             if stack and stack[-1][1] == "[":
                 stack[-1][2] += 1
         elif token == ",":
-            if stack and stack[-1][1] == "{":
-                expect_key = True
+            expect_key = bool(stack) and stack[-1][1] == "{"
         elif token == ":":
             expect_key = False
         elif expect_key and token.startswith('"') and stack:
             pending_key = json.loads(token)
-            line = bisect.bisect_right(line_starts, match.start())
-            path = stack[-1][0] + (pending_key,)
-            location = Location(line, match.start() - line_starts[line - 1] + 1, key_string(path))
-            if path in doc.positions:
-                first = doc.positions[path]
-                doc.notes.append(ReaderNote("duplicate-key", location, {"key": key_string(path), "first_line": first.line}))
-            doc.positions[path] = location
-        elif stack and stack[-1][1] == "[":
-            stack[-1][2] += 1
+            yield True, stack[-1][0] + (pending_key,), match
+        else:
+            yield False, _json_value_path(stack, pending_key), match
+            if stack and stack[-1][1] == "[":
+                stack[-1][2] += 1
 
 
 def _json_value_path(stack: list[list[Any]], pending_key: str | None) -> KeyPath:

@@ -19,8 +19,12 @@ import json
 import re
 
 from lora_lint.document import MAX_BYTES as DOCUMENT_MAX_BYTES
-from lora_lint.document import InputError, decode
+from lora_lint.document import InputError, decode, json_tokens
 from lora_lint.lora_setup import KeyUse, Location, LoraSetup, ReaderNote
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 MAX_BYTES = 50 * 1024 * 1024
 """Notebooks carry their outputs (images, tables): larger than any config, but bounded."""
@@ -30,7 +34,6 @@ LORA_MARKERS = ("LoraConfig", "get_peft_model")
 PYTHON_CELL_MAGICS = ("time", "timeit", "capture", "prun")
 """Cell magics whose body is Python that runs in the notebook's namespace."""
 
-_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\],:]|[^\s{}\[\],:"]+', re.S)
 _SHELL_ASSIGNMENT = re.compile(r"^\s*[\w.]+\s*=\s*[!%]")
 
 
@@ -89,7 +92,7 @@ def code_lines(text: str) -> list[CodeLine]:
     except RecursionError:
         raise InputError("not a Jupyter notebook: nesting too deep") from None
     cells = _cells(data)
-    positions = _source_positions(text, "worksheets" in data and "cells" not in data)
+    positions = _source_positions(text, data)
     out: list[CodeLine] = []
     for index, cell in enumerate(cells):
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
@@ -125,57 +128,38 @@ def _cells(data: object) -> list:
     return cells
 
 
-def _source_positions(text: str, worksheets: bool) -> dict[int, list[int]]:
-    """Cell index -> the file line of each string of the cell's ``source`` (``input`` in nbformat 3).
-
-    Walks the JSON tokens keeping the key path, as :mod:`lora_lint.document` does for
-    configs; only strings directly under ``cells[i].source`` are recorded.
-    """
+def _source_positions(text: str, data: dict[str, Any]) -> dict[int, list[int]]:
+    """Cell index (in file order, across nbformat 3 worksheets) -> the file line of each string of its source."""
+    first_cell_of_sheet: list[int] = []
+    if "cells" not in data and isinstance(data.get("worksheets"), list):
+        count = 0
+        for sheet in data["worksheets"]:
+            first_cell_of_sheet.append(count)
+            count += len(sheet.get("cells", [])) if isinstance(sheet, dict) else 0
     line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
-    stack: list[list] = []  # [key or index of this container in its parent, kind, next index]
-    key: str | None = None
-    expect_key = False
-    cell_count = -1
-    current_cell = -1
     found: dict[int, list[int]] = {}
-    depth_of_cells = 3 if worksheets else 1  # ("worksheets", i, "cells") vs ("cells",)
-    for match in _TOKEN.finditer(text):
-        token = match.group()
-        if token in "{[":
-            name = key if stack and stack[-1][1] == "{" else (stack[-1][2] if stack else None)
-            stack.append([name, token, 0])
-            if len(stack) == depth_of_cells + 2 and token == "{" and stack[-2][0] == "cells":
-                cell_count += 1
-                current_cell = cell_count
-            key, expect_key = None, token == "{"
-        elif token in "}]":
-            stack.pop()
-            expect_key = False
-            if stack and stack[-1][1] == "[":
-                stack[-1][2] += 1
-        elif token == ",":
-            expect_key = bool(stack) and stack[-1][1] == "{"
-        elif token == ":":
-            expect_key = False
-        elif expect_key and token.startswith('"'):
-            key = json.loads(token)
-        else:
-            in_source = _in_cell_source(stack, key, depth_of_cells)
-            if in_source and token.startswith('"'):
-                found.setdefault(current_cell, []).append(bisect.bisect_right(line_starts, match.start()))
-            if stack and stack[-1][1] == "[":
-                stack[-1][2] += 1
+    for is_key, path, match in json_tokens(text):
+        if is_key or not match.group().startswith('"'):
+            continue
+        cell = _source_cell(path, first_cell_of_sheet)
+        if cell is not None:
+            found.setdefault(cell, []).append(bisect.bisect_right(line_starts, match.start()))
     return found
 
 
-def _in_cell_source(stack: list[list], key: str | None, depth_of_cells: int) -> bool:
-    """Whether the string token at this point is (an item of) a cell's source."""
-    cell_depth = depth_of_cells + 1  # stack: top object, (worksheets list, sheet,) cells list, cell
-    if len(stack) == cell_depth + 1 and stack[-1][1] == "{":
-        return key in ("source", "input") and stack[-2][0] == "cells"
-    if len(stack) == cell_depth + 2 and stack[-1][1] == "[":
-        return stack[-1][0] in ("source", "input") and stack[-3][0] == "cells"
-    return False
+def _source_cell(path: tuple, first_cell_of_sheet: list[int]) -> int | None:
+    """The cell whose source (``input`` in nbformat 3) holds the string at ``path``, or None."""
+    if first_cell_of_sheet and path[:1] == ("worksheets",) and len(path) > 2 and isinstance(path[1], int):
+        if not 0 <= path[1] < len(first_cell_of_sheet):
+            return None
+        offset, path = first_cell_of_sheet[path[1]], path[2:]
+    elif first_cell_of_sheet:
+        return None
+    else:
+        offset = 0
+    if len(path) in (3, 4) and path[0] == "cells" and isinstance(path[1], int) and path[2] in ("source", "input"):
+        return offset + path[1]
+    return None
 
 
 def _python_lines(lines: list[CodeLine]) -> list[str]:
