@@ -136,11 +136,13 @@ def summarize(tensors: dict[str, tuple[str, tuple[int, ...]]]) -> dict[str, Any]
 
 
 def saved_weights_facts(setup: LoraSetup, facts: dict[str, Any]) -> dict[str, Any]:
-    """``saved_weights`` (the summary), ``saved_weights_error`` and ``saved_weights_mismatch`` of a saved adapter.
+    """``saved_weights`` (the summary) and ``saved_weights_mismatch`` of a saved adapter.
 
-    Only a PEFT ``adapter_config.json`` has weights beside it; every other setup gets None for all three.
+    Only a PEFT ``adapter_config.json`` has weights beside it; every other setup gets None for both.
+    A weights file that cannot be read (malformed or hostile header, truncated) is an
+    :class:`~lora_lint.document.InputError`: the adapter cannot be loaded at all, like a config that cannot be parsed.
     """
-    empty = {"saved_weights": None, "saved_weights_error": None, "saved_weights_mismatch": None}
+    empty = {"saved_weights": None, "saved_weights_mismatch": None}
     if setup.format != "peft":
         return empty
     path = os.path.join(os.path.dirname(setup.path), WEIGHTS_FILE)
@@ -149,7 +151,9 @@ def saved_weights_facts(setup: LoraSetup, facts: dict[str, Any]) -> dict[str, An
     try:
         summary = summarize(read_header(path))
     except AdapterWeightsError as exc:
-        return dict(empty, saved_weights_error=f"{WEIGHTS_FILE} cannot be read ({exc})")
+        from lora_lint.document import InputError
+
+        raise InputError(f"{WEIGHTS_FILE} beside it cannot be read: {exc}") from None
     ranks = summary.pop("ranks")
     summary["path"] = path
     summary["rank_counts"] = {str(rank): count for rank, count in sorted(_rank_counts(ranks).items())}

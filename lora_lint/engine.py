@@ -144,7 +144,10 @@ class Linter:
 
             text = suppression_text(text)  # comments in the cells' code, at their lines of the file
         suppressions = find_suppressions(text)
-        results = [self.lint_setup(setup, suppressions) for setup in setups]
+        try:
+            results = [self.lint_setup(setup, suppressions) for setup in setups]
+        except InputError as error:  # a file the config points at cannot be read (a damaged adapter_model.safetensors)
+            return [FileResult(path, None, error=error)]
         unused = [s for s in suppressions if not s.used]
         if unused:
             self._report_unused(results[-1], unused)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,7 +71,7 @@ def test_header_gives_the_exact_trainable_count_and_modules(tmp_path: Path):
 
 def test_agreeing_adapter_has_no_mismatch_and_matches_the_count(tmp_path: Path):
     result = lint_adapter(tmp_path, {"r": 8, "target_modules": ["q_proj", "v_proj"]}, lora_tensors(attention(8)))
-    assert result.facts["saved_weights_mismatch"] is None and result.facts["saved_weights_error"] is None
+    assert result.facts["saved_weights_mismatch"] is None
     assert result.facts["saved_weights"]["params"] == result.facts["trainable_params"]  # the architecture's own count
     assert "LL213" not in [f.code for f in result.findings]
 
@@ -145,12 +147,24 @@ def test_hostile_files_give_one_line(tmp_path: Path, content: bytes, reason: str
     assert reason in str(raised.value) and "\n" not in str(raised.value)
 
 
-def test_hostile_file_beside_a_config_is_one_error_finding(tmp_path: Path):
-    (tmp_path / "adapter_model.safetensors").write_bytes(struct.pack("<Q", 10**15) + b"{}")
-    source = json.dumps({"peft_type": "LORA", "base_model_name_or_path": "x/y", "r": 8, "lora_alpha": 16, "target_modules": ["q_proj"]})
-    (result,) = lint_source(source, "peft", tmp_path)
-    (finding,) = [f for f in result.findings if f.code == "LL213"]
-    assert finding.message.startswith("adapter_model.safetensors cannot be read (the header claims")
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"{bad", "shorter than the 8-byte header length"),
+        (struct.pack("<Q", 10**15) + b"{}", "the header claims 1,000,000,000,000,000 bytes"),
+        (struct.pack("<Q", 40) + b'{"a": ', "truncated"),
+    ],
+)
+def test_hostile_file_beside_a_config_is_one_input_error_exit_2(tmp_path: Path, content: bytes, reason: str):
+    (tmp_path / "adapter_model.safetensors").write_bytes(content)
+    config = tmp_path / "adapter_config.json"
+    config.write_text(json.dumps({"peft_type": "LORA", "base_model_name_or_path": "x/y", "r": 8, "lora_alpha": 16, "target_modules": ["q_proj"]}))
+    done = subprocess.run([sys.executable, "-m", "lora_lint", "check", str(config)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    (line,) = [line for line in lines if "adapter_model.safetensors" in line]
+    assert line.startswith(str(config)) and "beside it cannot be read" in line and reason in line
+    assert "Traceback" not in done.stderr
 
 
 def test_matches_what_peft_saves(tmp_path: Path):

@@ -124,7 +124,12 @@ def _plan_trial(setup: Any, project: Any, r: int, options: SweepOptions) -> Tria
     from lora_lint.facts import compute_facts
 
     alpha = alpha_for_rank(setup, r, options.alpha)
-    facts = compute_facts(with_rank(setup, r, alpha), project)
+    from lora_lint.document import InputError
+
+    try:
+        facts = compute_facts(with_rank(setup, r, alpha), project)
+    except InputError as exc:
+        raise SweepInputError(f"{setup.path}: {exc.message}") from None
     reason = None
     oversized = facts.get("oversized_rank_layers") or []
     if oversized:
