@@ -241,7 +241,7 @@ def _from_catalog(name: str) -> Resolution | None:
     return Resolution(model_id, config, "catalog", None)
 
 
-_SNAPSHOT_OR_CHECKPOINT = re.compile(r"^(?:[0-9a-f]{40}|checkpoint-\d+|snapshots|main)$")
+_SNAPSHOT_OR_CHECKPOINT = r"^(?:[0-9a-f]{40}|checkpoint-\d+|snapshots|main)$"  # compiled by `re` on first use
 """Path components that name a version of a model, not the model: skipped when reading a name off a path."""
 
 
@@ -277,7 +277,7 @@ def path_model_names(path: str) -> list[str]:
             return [f"{org}/{model}"]
     names = []
     for index in range(len(parts) - 1, -1, -1):
-        if _SNAPSHOT_OR_CHECKPOINT.match(parts[index]):
+        if re.match(_SNAPSHOT_OR_CHECKPOINT, parts[index]):
             continue
         if index:
             names.append(f"{parts[index - 1]}/{parts[index]}")

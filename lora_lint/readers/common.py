@@ -71,7 +71,7 @@ SETTING_TYPES: dict[str, str] = {
 }
 """The type each normalized setting must have; a value of another type gets a ``wrong-type`` note."""
 
-_NUMBER_TEXT = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
+_NUMBER_TEXT = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"  # compiled by `re` on first use
 _BOOL_TEXT = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
 
 
@@ -127,7 +127,7 @@ def _matches(value: Any, expected: str) -> bool:
 def _convert(value: Any, expected: str) -> Any:
     """The value a trainer would end up with after a lenient conversion, or UNKNOWN."""
     for alternative in expected.split("|"):
-        if alternative in ("int", "number") and isinstance(value, str) and _NUMBER_TEXT.match(value):
+        if alternative in ("int", "number") and isinstance(value, str) and re.match(_NUMBER_TEXT, value):
             number = float(value)
             if alternative == "number":
                 return number

@@ -320,7 +320,7 @@ def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-_SPLIT_SLICE = re.compile(r"^\s*([\w.-]+)\s*\[\s*0?\s*:\s*(\d+)\s*\]\s*$")
+_SPLIT_SLICE = r"^\s*([\w.-]+)\s*\[\s*0?\s*:\s*(\d+)\s*\]\s*$"  # compiled by `re` on first use
 """``train[:500]`` / ``train[0:500]``: the datasets split syntax that keeps the first rows."""
 
 
@@ -328,7 +328,7 @@ def _split_slice(split: Any) -> tuple[str | None, int | None]:
     """(split name, rows kept) of a split string; a percentage or other slice keeps only the name."""
     if not isinstance(split, str):
         return None, None
-    match = _SPLIT_SLICE.match(split)
+    match = re.match(_SPLIT_SLICE, split)
     if match:
         return match.group(1), int(match.group(2))
     return split.split("[", 1)[0].strip() or None, None
