@@ -48,8 +48,37 @@ def cached(kind: str, sources: list[str], build: Callable[[], Any]) -> Any:
             handle.write(payload)
         os.replace(temporary, path)  # atomic: a concurrent run reads the old file or the whole new one
     except (OSError, ValueError):
-        pass
+        return data
+    _remove_stale(kind, path)
     return data
+
+
+STALE_AFTER_SECONDS = 7 * 24 * 3600
+"""An entry of the same kind untouched this long was derived from sources that have since changed."""
+
+
+def _remove_stale(kind: str, kept: str) -> None:
+    """Delete older entries of ``kind`` when a new one is written, so edits and upgrades do not pile up files.
+
+    Only entries idle for a week go: two installations sharing the cache folder each keep their own.
+    """
+    import time
+
+    folder = os.path.dirname(kept)
+    prefix, suffix = f"{kind}-", f".{sys.implementation.cache_tag}.marshal"
+    cutoff = time.time() - STALE_AFTER_SECONDS
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(folder, name)
+        if name.startswith(prefix) and name.endswith(suffix) and len(name) == len(prefix) + 8 + len(suffix) and path != kept:
+            try:
+                if os.stat(path).st_mtime < cutoff:
+                    os.remove(path)
+            except OSError:
+                pass
 
 
 def cache_dir() -> str:
