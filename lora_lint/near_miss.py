@@ -21,6 +21,25 @@ def closest(word: str, known: Iterable[str], cutoff: float = 0.6) -> str | None:
 
         if len(_MEMO) >= _MEMO_LIMIT:
             _MEMO.clear()
-        matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=cutoff)
+        matches = difflib.get_close_matches(word, _near_in_length(word, candidates, cutoff), n=1, cutoff=cutoff)
         _MEMO[key] = matches[0] if matches else None
     return _MEMO[key]
+
+
+def _near_in_length(word: str, candidates: Iterable[str], cutoff: float) -> list[str]:
+    """The candidates whose length alone does not rule them out: difflib's own first test, done in one pass.
+
+    A ratio is at most ``2 * min(len) / (len + len)`` (difflib's ``real_quick_ratio``), so a much
+    shorter or longer key can never reach ``cutoff``; dropping it first leaves the answer unchanged.
+    """
+    size = len(word)
+    fits: dict[int, bool] = {}
+    kept = []
+    for candidate in candidates:
+        length = len(candidate)
+        ok = fits.get(length)
+        if ok is None:
+            ok = fits[length] = size + length == 0 or 2.0 * min(size, length) / (size + length) >= cutoff
+        if ok:
+            kept.append(candidate)
+    return kept
