@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -99,3 +100,26 @@ def test_the_same_key_text_twice_is_a_duplicate() -> None:
 def test_unsafe_tag_on_a_key_is_refused() -> None:
     with pytest.raises(InputError, match="unsupported YAML tag"):
         load_yaml("c.yml", "!!python/name:os.system : 1\n")
+
+
+def _shape(node: yaml.Node) -> tuple:
+    mark = (node.start_mark.line, node.start_mark.column, node.end_mark.line, node.end_mark.column)
+    if isinstance(node, yaml.ScalarNode):
+        return (node.tag, node.value, node.style, mark)
+    if isinstance(node, yaml.MappingNode):
+        return (node.tag, mark, node.flow_style, [(_shape(k), _shape(v)) for k, v in node.value])
+    return (node.tag, mark, node.flow_style, [_shape(item) for item in node.value])
+
+
+def test_compose_loader_builds_the_safe_loaders_nodes() -> None:
+    """The memoized tag resolution changes nothing: same nodes, tags and marks as PyYAML's safe loader."""
+    from lora_lint.document import _ComposeLoader, _SafeLoader
+
+    assert not _SafeLoader.yaml_path_resolvers  # the skipped path hooks would otherwise matter
+    root = Path(__file__).resolve().parent.parent
+    files = sorted((root / "examples").rglob("*.y*ml")) + sorted((root / "rules").glob("*.yaml"))
+    tricky = "a: [yes, No, ~, '', 0x1F, 1_000, 2e-4, 1.5e+3, .inf, 2024-01-31, !!str 5, '5', 5, \"true\", true]\nb: &x {c: 1}\nd: *x\n"
+    texts = [tricky, tricky] + [path.read_text(encoding="utf-8") for path in files]
+    assert len(texts) > 40
+    for text in texts:
+        assert _shape(yaml.compose(text, Loader=_ComposeLoader)) == _shape(yaml.compose(text, Loader=_SafeLoader))
