@@ -110,13 +110,19 @@ def hf_cache_dir() -> Path:
 
 def hub_cache_location() -> str:
     """The hub cache folder as a string (no pathlib): ``HF_HUB_CACHE``, ``HF_HOME/hub`` or ``~/.cache/huggingface/hub``."""
-    explicit = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    environ = os.environ
+    explicit = environ.get("HF_HUB_CACHE") or environ.get("HUGGINGFACE_HUB_CACHE")
+    return _hub_cache_location(explicit, environ.get("HF_HOME"), environ.get("XDG_CACHE_HOME"), environ.get("HOME"))
+
+
+@cache
+def _hub_cache_location(explicit: str | None, hf_home: str | None, cache_home: str | None, home: str | None) -> str:
+    """Memoized on the variables it reads (``HOME`` for ``~``): asked for every base model and hub dataset."""
     if explicit:
         return os.path.expanduser(explicit)
-    hf_home = os.environ.get("HF_HOME")
     if hf_home:
         return os.path.join(os.path.expanduser(hf_home), "hub")
-    cache_home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    cache_home = cache_home or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(os.path.expanduser(cache_home), "huggingface", "hub")
 
 

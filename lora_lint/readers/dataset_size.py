@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+from functools import cache
 
 from lora_lint.lora_setup import Location
 
@@ -346,12 +347,16 @@ DATA_SUFFIXES = (".json", ".jsonl", ".csv", ".parquet", ".txt", ".arrow")
 
 def datasets_cache_dir() -> str:
     """Where the ``datasets`` library keeps prepared datasets, found as it finds it."""
-    explicit = os.environ.get("HF_DATASETS_CACHE")
+    environ = os.environ
+    return _datasets_cache_dir(environ.get("HF_DATASETS_CACHE"), environ.get("HF_HOME"), environ.get("XDG_CACHE_HOME"), environ.get("HOME"))
+
+
+@cache
+def _datasets_cache_dir(explicit: str | None, hf_home: str | None, cache_home: str | None, home: str | None) -> str:
+    """Memoized on the variables it reads (``HOME`` for ``~``): asked once per dataset a config names."""
     if explicit:
         return os.path.expanduser(explicit)
-    hf_home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface"
-    )
+    hf_home = hf_home or os.path.join(cache_home or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface")
     return os.path.join(os.path.expanduser(hf_home), "datasets")
 
 
@@ -419,15 +424,38 @@ def hub_cached_parquet_rows(hub_id: str, split: str, subset: str | None = None) 
 
 def _listed(root: str, name: str) -> str | None:
     """``root/name``, matched without regard to case, or None."""
+    entries = _entries_by_lower_name(root)
+    if entries is None:
+        return None
     exact = os.path.join(root, name)
-    if os.path.isdir(exact):
+    if name in entries.get(name.lower(), ()) and os.path.isdir(exact):
         return exact
+    found = next(iter(entries.get(name.lower(), ())), None)
+    return os.path.join(root, found) if found and os.path.isdir(os.path.join(root, found)) else None
+
+
+_LISTINGS: dict[str, tuple[int, dict[str, list[str]]]] = {}
+"""Folder -> (its mtime, its entries by lower-cased name): a cache folder is listed once per process while
+unchanged (adding or removing an entry changes the folder's mtime), however many datasets a folder of configs names."""
+
+
+def _entries_by_lower_name(root: str) -> dict[str, list[str]] | None:
     try:
-        entries = os.listdir(root)
+        stamp = os.stat(root).st_mtime_ns
     except OSError:
         return None
-    found = next((entry for entry in entries if entry.lower() == name.lower()), None)
-    return os.path.join(root, found) if found and os.path.isdir(os.path.join(root, found)) else None
+    known = _LISTINGS.get(root)
+    if known is not None and known[0] == stamp:
+        return known[1]
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return None
+    entries: dict[str, list[str]] = {}
+    for entry in names:
+        entries.setdefault(entry.lower(), []).append(entry)
+    _LISTINGS[root] = (stamp, entries)
+    return entries
 
 
 def _subdirs(folder: str) -> list[str]:
