@@ -167,8 +167,7 @@ def read(doc: Document) -> list[LoraSetup]:
         return []  # a full fine-tune: no adapter to check
     builder = SetupBuilder(doc, "axolotl", lenient=True)
     setup = builder.setup
-    for key, setting in KEY_SETTINGS.items():
-        builder.take(setting, key)
+    builder.take_all(KEY_SETTINGS)
     _attention(builder, data)
     _precision(builder, data)
     _chunked_loss(builder, data)

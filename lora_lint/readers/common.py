@@ -203,6 +203,18 @@ class SetupBuilder:
         self.setup.set(name, self.typed(name, raw, location, key_string(path)), location)
         return True
 
+    def take_all(self, settings: Mapping[str, str]) -> None:
+        """:meth:`take` each top-level key of ``settings`` (file key -> setting name) that the file sets.
+
+        A config sets a handful of the dozens of keys a format maps; the absent ones are skipped here
+        with one dictionary look-up each.
+        """
+        data = self.doc.data
+        if isinstance(data, dict):
+            for key, setting in settings.items():
+                if data.get(key) is not None:
+                    self.take(setting, key)
+
     def typed(self, name: str, raw: Any, location: Location | None, key: str) -> Any:
         """``raw`` checked against the type of setting ``name``, noting a wrong type."""
         ok, value = checked(raw, SETTING_TYPES[name])

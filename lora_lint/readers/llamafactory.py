@@ -210,8 +210,7 @@ def _read_flat(doc: Document) -> list[LoraSetup]:
         return _ignored_lora_keys(doc, finetuning_type)
     builder = SetupBuilder(doc, "llamafactory")
     setup = builder.setup
-    for key, setting in KEY_SETTINGS.items():
-        builder.take(setting, key)
+    builder.take_all(KEY_SETTINGS)
     if isinstance(setup.get("max_steps"), int) and setup.get("max_steps") <= 0:
         del setup.settings["max_steps"]  # transformers' -1: train by epochs
     _targets(builder, data)
@@ -371,8 +370,7 @@ def _read_v1(doc: Document) -> list[LoraSetup]:
         else:
             setup.set("target_linear", False, location)
     builder.take("resume_adapter", "peft_config", "adapter_name_or_path", transform=_last_adapter)
-    for key, setting in V1_KEY_SETTINGS.items():
-        builder.take(setting, key)
+    builder.take_all(V1_KEY_SETTINGS)
     if isinstance(data.get("bf16"), bool):
         setup.set("torch_dtype", "bfloat16" if data["bf16"] else "float32", builder.location("bf16"))
     quant = data.get("quant_config")

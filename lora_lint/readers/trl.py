@@ -135,8 +135,7 @@ def read(doc: Document) -> list[LoraSetup]:
         return _peft_disabled(doc)
     builder = SetupBuilder(doc, "trl")
     setup = builder.setup
-    for key, setting in KEY_SETTINGS.items():
-        builder.take(setting, key)
+    builder.take_all(KEY_SETTINGS)
     _targets(builder, data)
     _datasets(builder, data)
     for key in ("lora_target_parameters", "use_liger_kernel", "resume_from_checkpoint", "use_peft"):
