@@ -267,8 +267,63 @@ def _moe_config(draw, family: str) -> dict:
     return config
 
 
+def _gemma4_text_config(draw) -> dict:
+    """Sliding and full-attention layers of their own head sizes, shared key-value layers, per-layer inputs, experts."""
+    config = _decoder_config(draw, "qwen3")
+    layers = config["num_hidden_layers"]
+    kinds = None
+    if draw(st.booleans()):
+        kinds = draw(st.lists(st.sampled_from(["sliding_attention", "full_attention"]), min_size=layers, max_size=layers))
+        config["layer_types"] = kinds
+    kinds = list(kinds or ["sliding_attention" if (i + 1) % 6 else "full_attention" for i in range(layers)])
+    kinds[-1] = "full_attention"
+    if draw(st.booleans()):
+        full = {"head_dim": draw(st.sampled_from([8, 16]))}
+        _maybe(draw, full, "num_key_value_heads", st.sampled_from([1, 2]))
+        config["per_layer_config"] = {str(i): full for i, kind in enumerate(kinds) if kind == "full_attention"}
+    else:
+        _maybe(draw, config, "global_head_dim", st.sampled_from([8, 16]))
+        _maybe(draw, config, "num_global_key_value_heads", st.sampled_from([1, 2]))
+    # transformers refuses shared layers of a kind no earlier layer computes
+    shareable = [k for k in range(layers) if set(kinds[: layers - k]) == set(kinds)]
+    _maybe(draw, config, "num_kv_shared_layers", st.sampled_from(shareable))
+    for key, strategy in (("attention_k_eq_v", st.booleans()), ("use_double_wide_mlp", st.booleans()),
+                          ("hidden_size_per_layer_input", st.sampled_from([0, 4, 8])),
+                          ("vocab_size_per_layer_input", st.sampled_from([16, 40]))):  # fmt: skip
+        _maybe(draw, config, key, strategy)
+    if draw(st.booleans()):
+        config.update(enable_moe_block=True, num_experts=draw(st.sampled_from([2, 3])), top_k_experts=1,
+                      moe_intermediate_size=draw(st.sampled_from([8, 12])))  # fmt: skip
+    return config
+
+
+def _gemma4_config(draw, family: str) -> dict:
+    config = _gemma4_text_config(draw)
+    if family == "gemma4_text":
+        return config
+    config = {"text_config": {"model_type": "gemma4_text", **config}}
+    if draw(st.booleans()):
+        config["vision_config"] = {
+            "model_type": "gemma4_vision", "hidden_size": draw(st.sampled_from([8, 16])),
+            "intermediate_size": draw(st.sampled_from([12, 24])), "num_hidden_layers": draw(st.integers(1, 2)),
+            "num_attention_heads": 2, "num_key_value_heads": draw(st.sampled_from([1, 2])),
+            "head_dim": draw(st.sampled_from([4, 8])), "patch_size": 2, "position_embedding_size": 8,
+            "use_clipped_linears": draw(st.booleans()),
+        }  # fmt: skip
+    if draw(st.booleans()):
+        config["audio_config"] = {
+            "model_type": "gemma4_audio", "hidden_size": draw(st.sampled_from([8, 16])), "num_hidden_layers": 1,
+            "num_attention_heads": 2, "subsampling_conv_channels": draw(st.sampled_from([[8, 4], [4, 2]])),
+            "conv_kernel_size": draw(st.sampled_from([2, 3])), "output_proj_dims": draw(st.sampled_from([8, 12])),
+        }  # fmt: skip
+    _maybe(draw, config, "tie_word_embeddings", st.booleans())
+    return config
+
+
 def _config(draw, family: str) -> dict:
-    if family in _QWEN_VL_TEXT:
+    if family in {"gemma4", "gemma4_text"}:
+        config = _gemma4_config(draw, family)
+    elif family in _QWEN_VL_TEXT:
         config = _qwen_vl_config(draw, family)
     elif family == "nemotron_h":
         config = _nemotron_h_config(draw)

@@ -349,10 +349,11 @@ class _Counter:
                     f"target_modules is required for {self.arch.family}: PEFT's MoE conversion leaves it empty"
                 )
                 return None
-            if self.arch.default_targets is None:
+            default = self.arch.default_targets
+            if default is None:
                 self.errors.append(f"PEFT has no default target_modules for model type {self.arch.family!r}")
                 return None
-            return list(self.arch.default_targets)
+            return default if isinstance(default, str) else list(default)
         return targets
 
     def _all_linear(self) -> list[str]:
@@ -473,7 +474,15 @@ class _Counter:
         targets = self.spec.target_modules
         if isinstance(targets, list):
             return targets
-        return list(self.arch.default_targets or []) if targets is None and not self.spec.target_linear else []
+        default = self.arch.default_targets
+        return list(default or []) if targets is None and not self.spec.target_linear and not isinstance(default, str) else []
+
+    def _regex_target(self) -> str | None:
+        """The regex in effect: a string ``target_modules``, or the family's default when that is a regex."""
+        targets, default = self.spec.target_modules, self.arch.default_targets
+        if isinstance(targets, str):
+            return targets
+        return default if targets is None and not self.spec.target_linear and isinstance(default, str) else None
 
     def _adapt(self, name: str) -> AdaptedLayer | None:
         module = self.arch.by_name.get(name)
@@ -603,10 +612,11 @@ class _Counter:
     ) -> tuple[TargetMatch, ...]:
         if targets is None:
             return ()
-        entries = [self.spec.target_modules] if isinstance(self.spec.target_modules, str) else self._listed_targets()
+        regex = self._regex_target()
+        entries = [regex] if regex is not None else self._listed_targets()
         if self.spec.target_linear and not self.spec.target_modules:
             entries = [ALL_LINEAR]
-        if entries == [ALL_LINEAR] or (isinstance(self.spec.target_modules, str)):
+        if entries == [ALL_LINEAR] or regex is not None:
             layers = [layer for group in matched_by.values() for layer in group]
             unique = {layer.name: layer for layer in layers}.values()
             return (TargetMatch(str(entries[0]), len(unique), len(unique), _shapes(unique)),)
@@ -619,7 +629,7 @@ class _Counter:
         return tuple(result)
 
     def _unmatched(self, targets: list[str] | str | None) -> tuple[str, ...]:
-        if targets is None or isinstance(self.spec.target_modules, str):
+        if targets is None or self._regex_target() is not None:
             return ()
         moe_names = set(_MOE_TARGETS.get(self.arch.moe_conversion or "", {}))
         names = self.arch.module_names
