@@ -298,8 +298,22 @@ def _gemma4_text_config(draw) -> dict:
 
 
 def _gemma4_config(draw, family: str) -> dict:
+    """Gemma 4 with its towers; Gemma 4 12B (unified) with keys of the others, which its classes ignore."""
     config = _gemma4_text_config(draw)
-    if family == "gemma4_text":
+    if family in {"gemma4_text", "gemma4_unified_text"}:
+        return config
+    if family == "gemma4_unified":
+        config = {"text_config": {"model_type": "gemma4_unified_text", **config}}
+        if draw(st.booleans()):
+            config["vision_config"] = {"model_type": "gemma4_unified_vision", "patch_size": 2,
+                                       "pooling_kernel_size": draw(st.sampled_from([1, 2])),
+                                       "mm_embed_dim": draw(st.sampled_from([8, 16])), "mm_posemb_size": 4}  # fmt: skip
+            _maybe(draw, config["vision_config"], "output_proj_dims", st.sampled_from([8, 12]))
+        if draw(st.booleans()):
+            config["audio_config"] = {"model_type": "gemma4_unified_audio"}
+            for key in ("audio_embed_dim", "hidden_size"):
+                _maybe(draw, config["audio_config"], key, st.sampled_from([8, 12]))
+        _maybe(draw, config, "tie_word_embeddings", st.booleans())
         return config
     config = {"text_config": {"model_type": "gemma4_text", **config}}
     if draw(st.booleans()):
@@ -321,7 +335,7 @@ def _gemma4_config(draw, family: str) -> dict:
 
 
 def _config(draw, family: str) -> dict:
-    if family in {"gemma4", "gemma4_text"}:
+    if family.startswith("gemma4"):
         config = _gemma4_config(draw, family)
     elif family in _QWEN_VL_TEXT:
         config = _qwen_vl_config(draw, family)

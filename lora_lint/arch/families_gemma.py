@@ -25,6 +25,11 @@ language model; it has no default for ``gemma4_text``. ``all-linear`` also reach
 ``embed_vision``/``embed_audio.embedding_projection`` and, in the audio tower, the plain
 ``relative_k_proj``, ``input_proj_linear`` and ``output_proj``; the audio tower's depthwise
 ``lconv1d.depthwise_conv1d`` and subsampling convolutions take LoRA only when a target names them.
+
+Gemma 4 12B (``gemma4_unified``, built as ``Gemma4UnifiedForConditionalGeneration``) has the same
+language model without per-layer inputs or experts, and no towers: image patches and audio frames
+are projected straight in (``embed_vision``, ``embed_audio``), plain ``nn.Linear`` layers that
+``all-linear`` adapts too; PEFT has no default target for it.
 """
 
 from __future__ import annotations
@@ -239,12 +244,66 @@ def _gemma4(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
     return layout
 
 
+# ---------------------------------------------------------------------------------------
+# Gemma 4 12B ("unified"): no towers, the image patches and audio frames projected straight in
+
+
+def _gemma4_unified_text(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
+    """Gemma 4's layers without per-layer inputs or experts: the class ignores those keys where a config has them."""
+    plain = Config({**c.raw, "hidden_size_per_layer_input": 0, "enable_moe_block": False}, c.defaults, c.aliases)
+    return _gemma4_text(plain, b, task, num_labels)
+
+
+def _unified_vision(vc: Config, b: Builder, p: str, width: int) -> None:
+    """``Gemma4UnifiedVisionEmbedder``: merged patches through LayerNorm, a dense layer and a factorized position table."""
+    patch = (vc["patch_size"] * vc["pooling_kernel_size"]) ** 2 * 3
+    embed = vc["mm_embed_dim"]
+    b.norm(f"{p}.patch_ln1", patch, bias=True)
+    b.linear(f"{p}.patch_dense", patch, embed, True)
+    b.norm(f"{p}.patch_ln2", embed, bias=True)
+    b.other(p, ("pos_embedding", (vc["mm_posemb_size"], 2, embed)))
+    b.norm(f"{p}.pos_norm", embed, bias=True)
+    b.linear(f"{p}.multimodal_embedder.embedding_projection", vc["output_proj_dims"], width, False)
+
+
+def _audio_frame_size(raw: Mapping[str, Any]) -> int:
+    """``Gemma4UnifiedAudioConfig.audio_embed_dim``, which three aliases set too; the last one read wins."""
+    size = raw.get("audio_embed_dim", 640)
+    for key, value in raw.items():
+        if key in ("hidden_size", "output_proj_dims", "audio_samples_per_token"):
+            size = value
+    return size
+
+
+def _gemma4_unified(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
+    """``Gemma4UnifiedForConditionalGeneration``."""
+    layout = _language_model(c, b, _UNIFIED_TEXT, "model.language_model.", bool(c["tie_word_embeddings"]), task, num_labels)
+    width = layout.text["hidden_size"]
+    if isinstance(c["vision_config"], Mapping):
+        _unified_vision(Config(c["vision_config"], _UNIFIED_VISION, {}), b, "model.embed_vision", width)
+    if isinstance(c["audio_config"], Mapping):
+        b.linear("model.embed_audio.embedding_projection", _audio_frame_size(c["audio_config"]), width, False)
+    return layout
+
+
+_UNIFIED_TEXT = Part("text_config", "gemma4_unified_text")
+_UNIFIED_VISION = {"patch_size": 16, "pooling_kernel_size": 3, "mm_embed_dim": 3840, "mm_posemb_size": 1120,
+                   "output_proj_dims": 3840}  # fmt: skip
+"""``Gemma4UnifiedVisionConfig``'s defaults."""
+
+
 FAMILIES: dict[str, Family] = {
     "gemma4_text": Family(_gemma4_text, _TEXT_DEFAULTS, tasks=frozenset({CAUSAL_LM})),
     "gemma4": Family(
         _gemma4,
         {"text_config": None, "vision_config": None, "audio_config": None, "tie_word_embeddings": True},
         default_targets=r".*language_model\..*\.(q_proj|v_proj)",
+        tasks=frozenset({CAUSAL_LM}),
+    ),
+    "gemma4_unified_text": Family(_gemma4_unified_text, _TEXT_DEFAULTS, tasks=frozenset({CAUSAL_LM})),
+    "gemma4_unified": Family(
+        _gemma4_unified,
+        {"text_config": None, "vision_config": None, "audio_config": None, "tie_word_embeddings": True},
         tasks=frozenset({CAUSAL_LM}),
     ),
 }
