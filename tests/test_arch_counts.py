@@ -279,7 +279,8 @@ def test_gemma4_tower_projections_are_wrapped_so_a_plain_target_list_fails_like_
     """The towers' Gemma4ClippableLinear holds its nn.Linear at ``.linear``: ``q_proj`` names the wrapper too."""
     arch = architecture_for(_catalog_config("google/gemma-4-E4B-it"))
     refused = count_parameters(arch, AdapterSpec(target_modules=["q_proj", "v_proj"]))
-    assert refused.errors and "model.vision_tower.encoder.layers.0.self_attn.q_proj is a container" in refused.errors[0]
+    assert refused.errors[0] == ("28 targeted container modules named q_proj, which LoRA cannot adapt "  # 16 vision, 12 audio
+                                 "(e.g. model.vision_tower.encoder.layers.0.self_attn.q_proj)")
     text_only = count_parameters(arch, AdapterSpec(target_modules=r".*language_model.*\.(q_proj|v_proj)"))
     assert not text_only.errors
     adapted = {layer.name for layer in count_parameters(arch, AdapterSpec(target_modules="all-linear")).layers}

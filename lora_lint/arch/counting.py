@@ -258,6 +258,7 @@ class _Counter:
         self._cached_set: frozenset[str] = frozenset()
         self._fused_multiplier: dict[str, int] = {}  # rank_pattern keys PEFT adds for fused expert pairs: r times this
         self._dotted_targets: list[tuple[str, str]] | None = None
+        self._refused: dict[tuple[str, str], list[str]] = {}  # (kind, last name component) -> targeted modules
 
     def run(self) -> ParamCount:
         arch = self.arch
@@ -285,6 +286,7 @@ class _Counter:
                     layers.append(layer)
                     for target in self._entries_matching(targets, name):
                         matched_by.setdefault(target, []).append(layer)
+        self.errors += [_refusal(kind, names) for (kind, _), names in self._refused.items()]
         param_layers = self._adapt_parameters(target_params, {layer.name for layer in layers})
         layers += param_layers
         if not layers and not self.errors:
@@ -488,7 +490,7 @@ class _Counter:
         module = self.arch.by_name.get(name)
         if module is None or module.kind not in LORA_MODULE_KINDS:
             kind = module.kind if module else "container"
-            self.errors.append(f"target {name} is a {kind} module, which LoRA cannot adapt")
+            self._refused.setdefault((kind, name.rsplit(".", 1)[-1]), []).append(name)
             return None
         leaf = name.rsplit(".", 1)[-1]
         if self.arch.family in _MAMBA_MODEL_TYPES and leaf in _MAMBA_INCOMPATIBLE:
@@ -663,6 +665,14 @@ def _suffix_in(key: str, targets: frozenset[str]) -> bool:
             return True
         start = key.find(".", start + 1)
     return False
+
+
+def _refusal(kind: str, names: list[str]) -> str:
+    """One error for every targeted module of one kind and name, however many layers repeat it."""
+    if len(names) == 1:
+        return f"target {names[0]} is a {kind} module, which LoRA cannot adapt"
+    leaf = names[0].rsplit(".", 1)[-1]
+    return f"{len(names)} targeted {kind} modules named {leaf}, which LoRA cannot adapt (e.g. {names[0]})"
 
 
 def _conv_groups(module: Module) -> int:
