@@ -279,13 +279,18 @@ def test_gemma4_tower_projections_are_wrapped_so_a_plain_target_list_fails_like_
     """The towers' Gemma4ClippableLinear holds its nn.Linear at ``.linear``: ``q_proj`` names the wrapper too."""
     arch = architecture_for(_catalog_config("google/gemma-4-E4B-it"))
     refused = count_parameters(arch, AdapterSpec(target_modules=["q_proj", "v_proj"]))
-    assert refused.errors[0] == ("28 targeted container modules named q_proj, which LoRA cannot adapt "  # 16 vision, 12 audio
-                                 "(e.g. model.vision_tower.encoder.layers.0.self_attn.q_proj)")
+    assert refused.errors[0] == (  # 16 in the vision tower, 12 in the audio encoder
+        "28 targeted container modules named q_proj, which LoRA cannot adapt "
+        "(e.g. model.vision_tower.encoder.layers.0.self_attn.q_proj)"
+    )
     text_only = count_parameters(arch, AdapterSpec(target_modules=r".*language_model.*\.(q_proj|v_proj)"))
     assert not text_only.errors
     adapted = {layer.name for layer in count_parameters(arch, AdapterSpec(target_modules="all-linear")).layers}
-    for name in ("model.vision_tower.encoder.layers.0.self_attn.q_proj.linear",
-                 "model.audio_tower.layers.0.self_attn.relative_k_proj", "model.embed_audio.embedding_projection"):  # fmt: skip
+    for name in (
+        "model.vision_tower.encoder.layers.0.self_attn.q_proj.linear",
+        "model.audio_tower.layers.0.self_attn.relative_k_proj",
+        "model.embed_audio.embedding_projection",
+    ):
         assert name in adapted
     assert "model.audio_tower.layers.0.lconv1d.depthwise_conv1d" not in adapted
 
@@ -293,7 +298,8 @@ def test_gemma4_tower_projections_are_wrapped_so_a_plain_target_list_fails_like_
 def test_gemma4_experts_sit_beside_a_dense_mlp_and_only_the_router_is_linear():
     arch = architecture_for(_catalog_config("google/gemma-4-26B-A4B-it"))
     layer = "model.language_model.layers.0"
-    assert arch.by_name[f"{layer}.experts"].params == (("gate_up_proj", (128, 2 * 704, 2816)), ("down_proj", (128, 2816, 704)))
+    experts = (("gate_up_proj", (128, 2 * 704, 2816)), ("down_proj", (128, 2816, 704)))
+    assert arch.by_name[f"{layer}.experts"].params == experts
     assert arch.by_name[f"{layer}.mlp.down_proj"].in_features == 2112
     adapted = {layer.name for layer in count_parameters(arch, AdapterSpec(target_modules="all-linear")).layers}
     assert f"{layer}.router.proj" in adapted and f"{layer}.experts" not in adapted

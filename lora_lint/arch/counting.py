@@ -477,7 +477,9 @@ class _Counter:
         if isinstance(targets, list):
             return targets
         default = self.arch.default_targets
-        return list(default or []) if targets is None and not self.spec.target_linear and not isinstance(default, str) else []
+        if targets is None and not self.spec.target_linear and not isinstance(default, str):
+            return list(default or [])
+        return []
 
     def _regex_target(self) -> str | None:
         """The regex in effect: a string ``target_modules``, or the family's default when that is a regex."""

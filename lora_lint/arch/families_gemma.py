@@ -53,7 +53,8 @@ def _layer_types(c: Config) -> list[str]:
     """``layer_types``, or one full-attention layer in six; the last layer is always full attention."""
     layers = c["num_hidden_layers"]
     listed = c["layer_types"]
-    types = list(listed) if listed else ["sliding_attention" if (i + 1) % 6 else "full_attention" for i in range(layers)]
+    default = ["sliding_attention" if (i + 1) % 6 else "full_attention" for i in range(layers)]
+    types = list(listed) if listed else default
     if types:
         types[-1] = "full_attention"
     return types
@@ -164,7 +165,8 @@ def _gemma4_vision(vc: Config, b: Builder, p: str) -> None:
             _clippable(b, f"{q}.self_attn.{name}", n_in, n_out)
         b.norm(f"{q}.self_attn.q_norm", hd)
         b.norm(f"{q}.self_attn.k_norm", hd)
-        for name, n_in, n_out in (("gate_proj", hidden, inter), ("up_proj", hidden, inter), ("down_proj", inter, hidden)):
+        for name, n_in, n_out in (("gate_proj", hidden, inter), ("up_proj", hidden, inter),
+                                  ("down_proj", inter, hidden)):  # fmt: skip
             _clippable(b, f"{q}.mlp.{name}", n_in, n_out)
         for norm in ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
                      "post_feedforward_layernorm"):  # fmt: skip
@@ -172,7 +174,7 @@ def _gemma4_vision(vc: Config, b: Builder, p: str) -> None:
 
 
 def _gemma4_audio(ac: Config, b: Builder, p: str) -> None:
-    """The Conformer audio encoder: convolutional subsampling, then attention, light-convolution and feed-forward blocks."""
+    """The Conformer audio encoder: convolutional subsampling, then attention, light-convolution and MLP blocks."""
     hidden, heads = ac["hidden_size"], ac["num_attention_heads"]
     hd = hidden // heads
     first, second = ac["subsampling_conv_channels"]
@@ -255,7 +257,7 @@ def _gemma4_unified_text(c: Config, b: Builder, task: str, num_labels: int) -> L
 
 
 def _unified_vision(vc: Config, b: Builder, p: str, width: int) -> None:
-    """``Gemma4UnifiedVisionEmbedder``: merged patches through LayerNorm, a dense layer and a factorized position table."""
+    """``Gemma4UnifiedVisionEmbedder``: merged patches through LayerNorms, a dense layer and a position table."""
     patch = (vc["patch_size"] * vc["pooling_kernel_size"]) ** 2 * 3
     embed = vc["mm_embed_dim"]
     b.norm(f"{p}.patch_ln1", patch, bias=True)
@@ -277,7 +279,8 @@ def _audio_frame_size(raw: Mapping[str, Any]) -> int:
 
 def _gemma4_unified(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
     """``Gemma4UnifiedForConditionalGeneration``."""
-    layout = _language_model(c, b, _UNIFIED_TEXT, "model.language_model.", bool(c["tie_word_embeddings"]), task, num_labels)
+    tied = bool(c["tie_word_embeddings"])
+    layout = _language_model(c, b, _UNIFIED_TEXT, "model.language_model.", tied, task, num_labels)
     width = layout.text["hidden_size"]
     if isinstance(c["vision_config"], Mapping):
         _unified_vision(Config(c["vision_config"], _UNIFIED_VISION, {}), b, "model.embed_vision", width)
