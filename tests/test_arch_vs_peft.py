@@ -606,3 +606,26 @@ def test_every_family_builds_like_transformers(family):
         if not (m.tied_to and param == "weight")
     }
     assert described == real
+
+
+_LANGUAGE_MODEL = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+
+
+@pytest.mark.parametrize(
+    ("model_id", "spec"),
+    [
+        ("google/gemma-4-E2B", AdapterSpec(r=16, target_modules="all-linear")),
+        ("google/gemma-4-E4B", AdapterSpec(r=8)),  # PEFT's default for gemma4: the language model's q_proj, v_proj
+        ("google/gemma-4-31B", AdapterSpec(r=16, target_modules=_LANGUAGE_MODEL)),
+        ("google/gemma-4-26B-A4B", AdapterSpec(r=16, target_modules="all-linear")),
+        ("google/gemma-4-12B", AdapterSpec(r=16, target_modules="all-linear")),
+    ],
+)
+def test_gemma4_checkpoints_count_like_peft(model_id, spec):
+    """The published Gemma 4 configs, whose layers differ from one another in ways small random configs may miss."""
+    from lora_lint.arch.resolve import resolve_base_model
+
+    config = resolve_base_model(model_id, config_dir=None, cwd=".", user_models=None).config
+    count = count_parameters(architecture_for(config), spec)
+    assert not count.errors
+    assert _peft_counts(config, None, spec) == (count.base_params, (count.trainable_params, count.total_params))
