@@ -239,6 +239,73 @@ def test_gemma3_is_described_with_its_vision_tower():
     assert "model.vision_tower.encoder.layers.0.mlp.fc1" in adapted and "lm_head" not in adapted
 
 
+def _catalog_config(model_id: str) -> dict:
+    from lora_lint.arch.resolve import resolve_base_model
+
+    found = resolve_base_model(model_id, config_dir=None, cwd=".", user_models=None)
+    assert found is not None and found.source == "catalog"
+    return found.config
+
+
+def test_gemma4_full_attention_layers_have_their_own_head_size_and_no_v_proj():
+    """Gemma 4 31B: 50 sliding layers of 16 x 256 key-value heads, 10 full ones of 4 x 512 with keys as values.
+
+    PEFT's default for gemma4 is a regex over the language model's q_proj and v_proj; by hand, at r = 8:
+    sliding q 8 * (5376 + 8192), v 8 * (5376 + 4096); full q 8 * (5376 + 16384), no v.
+    """
+    arch = architecture_for(_catalog_config("google/gemma-4-31B-it"))
+    full = "model.language_model.layers.5.self_attn"
+    assert (arch.by_name[f"{full}.q_proj"].out_features, arch.by_name[f"{full}.k_proj"].out_features) == (16384, 2048)
+    assert f"{full}.v_proj" not in arch.by_name
+    assert arch.by_name["model.language_model.layers.4.self_attn.v_proj"].out_features == 4096
+    count = count_parameters(arch, AdapterSpec(r=8))
+    assert not count.errors
+    assert count.trainable_params == 50 * 8 * (5376 + 8192 + 5376 + 4096) + 10 * 8 * (5376 + 16384)
+    assert {layer.name.split(".")[1] for layer in count.layers} == {"language_model"}
+
+
+def test_gemma4_shared_key_value_layers_and_per_layer_inputs():
+    """Gemma 4 E2B: the last 20 of 35 layers reuse keys and values (no k/v projections) and have a double-wide MLP."""
+    arch = architecture_for(_catalog_config("google/gemma-4-E2B-it"))
+    own, shared = "model.language_model.layers.14", "model.language_model.layers.15"
+    assert f"{own}.self_attn.k_proj" in arch.by_name and f"{shared}.self_attn.k_proj" not in arch.by_name
+    assert arch.by_name[f"{own}.mlp.up_proj"].out_features == 6144
+    assert arch.by_name[f"{shared}.mlp.up_proj"].out_features == 2 * 6144
+    assert arch.by_name["model.language_model.embed_tokens_per_layer"].params == (("weight", (262144, 35 * 256)),)
+    assert arch.total_params == 5_104_297_504  # rounds to the "5.1B with embeddings" of Google's model card
+
+
+def test_gemma4_tower_projections_are_wrapped_so_a_plain_target_list_fails_like_peft():
+    """The towers' Gemma4ClippableLinear holds its nn.Linear at ``.linear``: ``q_proj`` names the wrapper too."""
+    arch = architecture_for(_catalog_config("google/gemma-4-E4B-it"))
+    refused = count_parameters(arch, AdapterSpec(target_modules=["q_proj", "v_proj"]))
+    assert refused.errors[0] == (  # 16 in the vision tower, 12 in the audio encoder
+        "28 targeted container modules named q_proj, which LoRA cannot adapt "
+        "(e.g. model.vision_tower.encoder.layers.0.self_attn.q_proj)"
+    )
+    text_only = count_parameters(arch, AdapterSpec(target_modules=r".*language_model.*\.(q_proj|v_proj)"))
+    assert not text_only.errors
+    adapted = {layer.name for layer in count_parameters(arch, AdapterSpec(target_modules="all-linear")).layers}
+    for name in (
+        "model.vision_tower.encoder.layers.0.self_attn.q_proj.linear",
+        "model.audio_tower.layers.0.self_attn.relative_k_proj",
+        "model.embed_audio.embedding_projection",
+    ):
+        assert name in adapted
+    assert "model.audio_tower.layers.0.lconv1d.depthwise_conv1d" not in adapted
+
+
+def test_gemma4_experts_sit_beside_a_dense_mlp_and_only_the_router_is_linear():
+    arch = architecture_for(_catalog_config("google/gemma-4-26B-A4B-it"))
+    layer = "model.language_model.layers.0"
+    experts = (("gate_up_proj", (128, 2 * 704, 2816)), ("down_proj", (128, 2816, 704)))
+    assert arch.by_name[f"{layer}.experts"].params == experts
+    assert arch.by_name[f"{layer}.mlp.down_proj"].in_features == 2112
+    adapted = {layer.name for layer in count_parameters(arch, AdapterSpec(target_modules="all-linear")).layers}
+    assert f"{layer}.router.proj" in adapted and f"{layer}.experts" not in adapted
+    assert count_parameters(arch, AdapterSpec(target_modules=["experts"])).errors
+
+
 def test_unsupported_family_raises_with_its_name():
     with pytest.raises(UnsupportedArchitecture) as info:
         architecture_for({"model_type": "rwkv"})

@@ -267,8 +267,77 @@ def _moe_config(draw, family: str) -> dict:
     return config
 
 
+def _gemma4_text_config(draw) -> dict:
+    """Sliding and full-attention layers of their own head sizes, shared key-value layers, per-layer inputs, experts."""
+    config = _decoder_config(draw, "qwen3")
+    layers = config["num_hidden_layers"]
+    kinds = None
+    if draw(st.booleans()):
+        kinds = draw(st.lists(st.sampled_from(["sliding_attention", "full_attention"]), min_size=layers, max_size=layers))
+        config["layer_types"] = kinds
+    kinds = list(kinds or ["sliding_attention" if (i + 1) % 6 else "full_attention" for i in range(layers)])
+    kinds[-1] = "full_attention"
+    if draw(st.booleans()):
+        full = {"head_dim": draw(st.sampled_from([8, 16]))}
+        _maybe(draw, full, "num_key_value_heads", st.sampled_from([1, 2]))
+        config["per_layer_config"] = {str(i): full for i, kind in enumerate(kinds) if kind == "full_attention"}
+    else:
+        _maybe(draw, config, "global_head_dim", st.sampled_from([8, 16]))
+        _maybe(draw, config, "num_global_key_value_heads", st.sampled_from([1, 2]))
+    # transformers refuses shared layers of a kind no earlier layer computes
+    shareable = [k for k in range(layers) if set(kinds[: layers - k]) == set(kinds)]
+    _maybe(draw, config, "num_kv_shared_layers", st.sampled_from(shareable))
+    for key, strategy in (("attention_k_eq_v", st.booleans()), ("use_double_wide_mlp", st.booleans()),
+                          ("hidden_size_per_layer_input", st.sampled_from([0, 4, 8])),
+                          ("vocab_size_per_layer_input", st.sampled_from([16, 40]))):  # fmt: skip
+        _maybe(draw, config, key, strategy)
+    if draw(st.booleans()):
+        config.update(enable_moe_block=True, num_experts=draw(st.sampled_from([2, 3])), top_k_experts=1,
+                      moe_intermediate_size=draw(st.sampled_from([8, 12])))  # fmt: skip
+    return config
+
+
+def _gemma4_config(draw, family: str) -> dict:
+    """Gemma 4 with its towers; Gemma 4 12B (unified) with keys of the others, which its classes ignore."""
+    config = _gemma4_text_config(draw)
+    if family in {"gemma4_text", "gemma4_unified_text"}:
+        return config
+    if family == "gemma4_unified":
+        config = {"text_config": {"model_type": "gemma4_unified_text", **config}}
+        if draw(st.booleans()):
+            config["vision_config"] = {"model_type": "gemma4_unified_vision", "patch_size": 2,
+                                       "pooling_kernel_size": draw(st.sampled_from([1, 2])),
+                                       "mm_embed_dim": draw(st.sampled_from([8, 16])), "mm_posemb_size": 4}  # fmt: skip
+            _maybe(draw, config["vision_config"], "output_proj_dims", st.sampled_from([8, 12]))
+        if draw(st.booleans()):
+            config["audio_config"] = {"model_type": "gemma4_unified_audio"}
+            for key in ("audio_embed_dim", "hidden_size"):
+                _maybe(draw, config["audio_config"], key, st.sampled_from([8, 12]))
+        _maybe(draw, config, "tie_word_embeddings", st.booleans())
+        return config
+    config = {"text_config": {"model_type": "gemma4_text", **config}}
+    if draw(st.booleans()):
+        config["vision_config"] = {
+            "model_type": "gemma4_vision", "hidden_size": draw(st.sampled_from([8, 16])),
+            "intermediate_size": draw(st.sampled_from([12, 24])), "num_hidden_layers": draw(st.integers(1, 2)),
+            "num_attention_heads": 2, "num_key_value_heads": draw(st.sampled_from([1, 2])),
+            "head_dim": draw(st.sampled_from([4, 8])), "patch_size": 2, "position_embedding_size": 8,
+            "use_clipped_linears": draw(st.booleans()),
+        }  # fmt: skip
+    if draw(st.booleans()):
+        config["audio_config"] = {
+            "model_type": "gemma4_audio", "hidden_size": draw(st.sampled_from([8, 16])), "num_hidden_layers": 1,
+            "num_attention_heads": 2, "subsampling_conv_channels": draw(st.sampled_from([[8, 4], [4, 2]])),
+            "conv_kernel_size": draw(st.sampled_from([2, 3])), "output_proj_dims": draw(st.sampled_from([8, 12])),
+        }  # fmt: skip
+    _maybe(draw, config, "tie_word_embeddings", st.booleans())
+    return config
+
+
 def _config(draw, family: str) -> dict:
-    if family in _QWEN_VL_TEXT:
+    if family.startswith("gemma4"):
+        config = _gemma4_config(draw, family)
+    elif family in _QWEN_VL_TEXT:
         config = _qwen_vl_config(draw, family)
     elif family == "nemotron_h":
         config = _nemotron_h_config(draw)
@@ -537,3 +606,26 @@ def test_every_family_builds_like_transformers(family):
         if not (m.tied_to and param == "weight")
     }
     assert described == real
+
+
+_LANGUAGE_MODEL = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"
+
+
+@pytest.mark.parametrize(
+    ("model_id", "spec"),
+    [
+        ("google/gemma-4-E2B", AdapterSpec(r=16, target_modules="all-linear")),
+        ("google/gemma-4-E4B", AdapterSpec(r=8)),  # PEFT's default for gemma4: the language model's q_proj, v_proj
+        ("google/gemma-4-31B", AdapterSpec(r=16, target_modules=_LANGUAGE_MODEL)),
+        ("google/gemma-4-26B-A4B", AdapterSpec(r=16, target_modules="all-linear")),
+        ("google/gemma-4-12B", AdapterSpec(r=16, target_modules="all-linear")),
+    ],
+)
+def test_gemma4_checkpoints_count_like_peft(model_id, spec):
+    """The published Gemma 4 configs, whose layers differ from one another in ways small random configs may miss."""
+    from lora_lint.arch.resolve import resolve_base_model
+
+    config = resolve_base_model(model_id, config_dir=None, cwd=".", user_models=None).config
+    count = count_parameters(architecture_for(config), spec)
+    assert not count.errors
+    assert _peft_counts(config, None, spec) == (count.base_params, (count.trainable_params, count.total_params))

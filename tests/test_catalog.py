@@ -52,6 +52,9 @@ PUBLISHED_TOTALS = {
     # the safetensors total the publisher lists (123,611,012,096) less its 2,942,324,736 MTP weights,
     # which transformers does not build
     "nvidia/NVIDIA-Nemotron-3-Super-120B-A12B-BF16": 120_668_687_360,
+    # the Hub's safetensors total (31,273,088,876) less the persistent buffers saved with the weights: one
+    # layer_scalar per layer (60) and the vision tower's std_bias and std_scale (2 x 1152)
+    "google/gemma-4-31B": 31_273_088_876 - 60 - 2 * 1152,
 }
 
 COUNTED_TOTALS = {

@@ -86,6 +86,8 @@ def test_hub_ids_are_not_paths() -> None:
         ("unsloth/tinyllama-bnb-4bit", "TinyLlama/TinyLlama_v1.1"),
         ("ISTA-DASLab/Meta-Llama-3-8B-Instruct-AQLM-2Bit-1x16", "meta-llama/Meta-Llama-3-8B"),  # AQLM re-upload
         ("someone/Mistral-7B-v0.1-colab-sharded", "mistralai/Mistral-7B-v0.1"),  # re-sharded re-upload
+        ("google/gemma-4-31B-it", "google/gemma-4-31B"),
+        ("unsloth/gemma-4-E2B-it", "google/gemma-4-E2B"),
     ],
 )
 def test_legacy_and_mirror_names(name: str, model_id: str) -> None:

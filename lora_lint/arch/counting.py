@@ -258,6 +258,7 @@ class _Counter:
         self._cached_set: frozenset[str] = frozenset()
         self._fused_multiplier: dict[str, int] = {}  # rank_pattern keys PEFT adds for fused expert pairs: r times this
         self._dotted_targets: list[tuple[str, str]] | None = None
+        self._refused: dict[tuple[str, str], list[str]] = {}  # (kind, last name component) -> targeted modules
 
     def run(self) -> ParamCount:
         arch = self.arch
@@ -285,6 +286,7 @@ class _Counter:
                     layers.append(layer)
                     for target in self._entries_matching(targets, name):
                         matched_by.setdefault(target, []).append(layer)
+        self.errors += [_refusal(kind, names) for (kind, _), names in self._refused.items()]
         param_layers = self._adapt_parameters(target_params, {layer.name for layer in layers})
         layers += param_layers
         if not layers and not self.errors:
@@ -349,10 +351,11 @@ class _Counter:
                     f"target_modules is required for {self.arch.family}: PEFT's MoE conversion leaves it empty"
                 )
                 return None
-            if self.arch.default_targets is None:
+            default = self.arch.default_targets
+            if default is None:
                 self.errors.append(f"PEFT has no default target_modules for model type {self.arch.family!r}")
                 return None
-            return list(self.arch.default_targets)
+            return default if isinstance(default, str) else list(default)
         return targets
 
     def _all_linear(self) -> list[str]:
@@ -473,13 +476,23 @@ class _Counter:
         targets = self.spec.target_modules
         if isinstance(targets, list):
             return targets
-        return list(self.arch.default_targets or []) if targets is None and not self.spec.target_linear else []
+        default = self.arch.default_targets
+        if targets is None and not self.spec.target_linear and not isinstance(default, str):
+            return list(default or [])
+        return []
+
+    def _regex_target(self) -> str | None:
+        """The regex in effect: a string ``target_modules``, or the family's default when that is a regex."""
+        targets, default = self.spec.target_modules, self.arch.default_targets
+        if isinstance(targets, str):
+            return targets
+        return default if targets is None and not self.spec.target_linear and isinstance(default, str) else None
 
     def _adapt(self, name: str) -> AdaptedLayer | None:
         module = self.arch.by_name.get(name)
         if module is None or module.kind not in LORA_MODULE_KINDS:
             kind = module.kind if module else "container"
-            self.errors.append(f"target {name} is a {kind} module, which LoRA cannot adapt")
+            self._refused.setdefault((kind, name.rsplit(".", 1)[-1]), []).append(name)
             return None
         leaf = name.rsplit(".", 1)[-1]
         if self.arch.family in _MAMBA_MODEL_TYPES and leaf in _MAMBA_INCOMPATIBLE:
@@ -603,10 +616,11 @@ class _Counter:
     ) -> tuple[TargetMatch, ...]:
         if targets is None:
             return ()
-        entries = [self.spec.target_modules] if isinstance(self.spec.target_modules, str) else self._listed_targets()
+        regex = self._regex_target()
+        entries = [regex] if regex is not None else self._listed_targets()
         if self.spec.target_linear and not self.spec.target_modules:
             entries = [ALL_LINEAR]
-        if entries == [ALL_LINEAR] or (isinstance(self.spec.target_modules, str)):
+        if entries == [ALL_LINEAR] or regex is not None:
             layers = [layer for group in matched_by.values() for layer in group]
             unique = {layer.name: layer for layer in layers}.values()
             return (TargetMatch(str(entries[0]), len(unique), len(unique), _shapes(unique)),)
@@ -619,7 +633,7 @@ class _Counter:
         return tuple(result)
 
     def _unmatched(self, targets: list[str] | str | None) -> tuple[str, ...]:
-        if targets is None or isinstance(self.spec.target_modules, str):
+        if targets is None or self._regex_target() is not None:
             return ()
         moe_names = set(_MOE_TARGETS.get(self.arch.moe_conversion or "", {}))
         names = self.arch.module_names
@@ -653,6 +667,14 @@ def _suffix_in(key: str, targets: frozenset[str]) -> bool:
             return True
         start = key.find(".", start + 1)
     return False
+
+
+def _refusal(kind: str, names: list[str]) -> str:
+    """One error for every targeted module of one kind and name, however many layers repeat it."""
+    if len(names) == 1:
+        return f"target {names[0]} is a {kind} module, which LoRA cannot adapt"
+    leaf = names[0].rsplit(".", 1)[-1]
+    return f"{len(names)} targeted {kind} modules named {leaf}, which LoRA cannot adapt (e.g. {names[0]})"
 
 
 def _conv_groups(module: Module) -> int:

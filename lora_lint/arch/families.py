@@ -85,7 +85,7 @@ class Family(Record):
     layout: LayoutFn
     defaults: Mapping[str, Any]
     aliases: Mapping[str, str] = {}
-    default_targets: tuple[str, ...] | None = None
+    default_targets: tuple[str, ...] | str | None = None  # a str is a regex, as PEFT gives for gemma4
     tasks: frozenset[str] = frozenset({CAUSAL_LM, SEQ_CLS})
     moe_conversion: str | None = None
     model_class: str | None = None  # the class described when the task's Auto class has no entry for it
@@ -929,7 +929,14 @@ FAMILIES: dict[str, Family] = {  # the families of this module; all_families() a
     ),
 }
 
-_ADDED_FAMILY_MODULES = ("families_decoders", "families_hybrid", "families_moe", "families_multimodal", "families_encoders")
+_ADDED_FAMILY_MODULES = (
+    "families_decoders",
+    "families_hybrid",
+    "families_moe",
+    "families_multimodal",
+    "families_encoders",
+    "families_gemma",
+)
 """Modules of families added by kind. Imported on first need: most configs name a family above, and the
 static linter's start-up should not pay for describing the others."""
 

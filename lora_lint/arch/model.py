@@ -96,7 +96,7 @@ class Architecture(Record):
     output_layer: str | None  # name of get_output_embeddings(); None for classifier heads
     classifier_head: str | None = None  # the top-level `score`/`classifier` module of a SEQ_CLS model
     moe_conversion: str | None = None  # PEFT's transformers-v5 MoE target conversion ("mixtral" | "qwen2_moe")
-    default_targets: tuple[str, ...] | None = None  # PEFT's per-model_type default target_modules
+    default_targets: tuple[str, ...] | str | None = None  # PEFT's per-model_type default target_modules (str: a regex)
     config: dict = {}
     model_class: str | None = None  # the transformers class described, where the task's Auto class has none
     language_config: object = None  # the families.Config the language model was read from (its text_config, if nested)
