@@ -117,3 +117,74 @@ def test_llamafactory_upcast_layernorm_keeps_only_the_norms_in_fp32():
 def test_unquantized_runs_name_no_convention():
     facts = facts_for(PEFT_PLAIN.replace("load_in_4bit: true\n", ""), "lora.yaml")
     assert facts["memory_convention"] is None and "base_weights" in facts["memory_breakdown"]
+
+
+QWEN3_30B_A3B_EXPERTS = 48 * 128 * 3 * 2048 * 768
+"""Fused expert weights of Qwen3-30B-A3B: 48 blocks of 128 experts, gate_up (2 x 768 x 2048) and down (2048 x 768)."""
+QWEN3_30B_A3B_OTHERS = 2 * 151_936 * 2048 + 48 * (2 * 2048 + 2 * 128) + 2048 + 48 * 128 * 2048
+"""Outside the block linears and experts: untied embeddings and head, RMSNorms (q/k norms too), and the routers."""
+QWEN3_30B_A3B_LINEARS = 48 * (2 * 2048 * 4096 + 2 * 2048 * 512)
+
+AXOLOTL_MOE_QLORA = """\
+base_model: Qwen/Qwen3-30B-A3B
+adapter: qlora
+load_in_4bit: true
+lora_r: 16
+lora_alpha: 32
+lora_target_modules: [q_proj, v_proj]
+bf16: true
+sequence_len: 2048
+"""
+
+
+def test_axolotl_moe_qlora_leaves_the_fused_experts_in_fp32():
+    """bitsandbytes quantizes nn.Linear only; prepare_model_for_kbit_training then upcasts the 3-D expert weights
+    to fp32, and axolotl casts back norms, routers and embeddings by name, not the experts."""
+    facts = facts_for(AXOLOTL_MOE_QLORA, "moe.yml")
+    breakdown = facts["memory_breakdown"]
+    assert breakdown["quantized_weights"] == QWEN3_30B_A3B_LINEARS // 2
+    assert breakdown["unquantized_weights"] == 2 * QWEN3_30B_A3B_OTHERS + 4 * QWEN3_30B_A3B_EXPERTS
+    assert facts["peak_memory_gib"] > 80  # no single GPU holds it: what axolotl's quantize_moe_experts is for
+
+
+def test_axolotl_quantize_moe_experts_quantizes_them_and_skips_the_upcast():
+    facts = facts_for(AXOLOTL_MOE_QLORA + "quantize_moe_experts: true\n", "moe.yml")
+    breakdown = facts["memory_breakdown"]
+    assert breakdown["quantized_weights"] == (QWEN3_30B_A3B_LINEARS + QWEN3_30B_A3B_EXPERTS) // 2
+    assert breakdown["unquantized_weights"] == 2 * QWEN3_30B_A3B_OTHERS
+    assert "quantize_moe_experts" in facts["memory_convention"]
+    assert facts["peak_memory_gib"] < 30  # 15 GiB of NF4 weights instead of 116 GB of fp32 experts
+
+
+def test_llamafactory_moe_qlora_keeps_the_experts_in_the_checkpoint_dtype():
+    """LLaMA-Factory never calls prepare_model_for_kbit_training: unquantized experts stay bf16."""
+    source = """\
+model_name_or_path: Qwen/Qwen3-30B-A3B
+stage: sft
+finetuning_type: lora
+quantization_bit: 4
+lora_rank: 16
+lora_target: q_proj,v_proj
+bf16: true
+cutoff_len: 2048
+"""
+    facts = facts_for(source, "moe.yaml")
+    assert facts["memory_breakdown"]["unquantized_weights"] == 2 * (QWEN3_30B_A3B_OTHERS + QWEN3_30B_A3B_EXPERTS)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    ["fsdp_config:\n  fsdp_version: 2\n", "deepspeed: deepspeed_configs/zero3_bf16.json\n", "deepspeed: ds.json\n"],
+)
+def test_axolotl_fsdp_qlora_and_zero3_skip_the_upcast(extra: str, tmp_path: Path):
+    """axolotl keeps one dtype for FSDP-QLoRA and ZeRO-3: unquantized experts stay bf16."""
+    (tmp_path / "ds.json").write_text('{"zero_optimization": {"stage": 3}}')
+    facts = facts_for(AXOLOTL_MOE_QLORA + extra, str(tmp_path / "moe.yml"))
+    assert facts["memory_breakdown"]["unquantized_weights"] == 2 * (QWEN3_30B_A3B_OTHERS + QWEN3_30B_A3B_EXPERTS)
+    assert "FSDP-QLoRA" in facts["memory_convention"]
+
+
+def test_axolotl_zero2_keeps_the_upcast(tmp_path: Path):
+    (tmp_path / "ds.json").write_text('{"zero_optimization": {"stage": 2}}')
+    facts = facts_for(AXOLOTL_MOE_QLORA + "deepspeed: ds.json\n", str(tmp_path / "moe.yml"))
+    assert facts["memory_breakdown"]["unquantized_weights"] == 2 * QWEN3_30B_A3B_OTHERS + 4 * QWEN3_30B_A3B_EXPERTS

@@ -132,12 +132,15 @@ def _static_terms(shape: ModelShape, t: TrainingInputs) -> list[Term]:
         terms.append(Term("base_weights", shape.base_params * t.weight_bytes,
                           f"{shape.base_params:,} frozen base weights at {t.weight_bytes} B"))  # fmt: skip
     else:
+        experts = shape.expert_params if t.experts_quantized else 0
         packed, constants = quantized_weight_bytes(
-            shape.quantizable_params, t.quantization, double_quant=t.double_quant, rows=shape.quantizable_rows
-        )
+            shape.quantizable_params + experts, t.quantization, double_quant=t.double_quant,
+            rows=shape.quantizable_rows + (shape.expert_rows if experts else 0),
+        )  # fmt: skip
         per_weight = "0.5 B" if t.quantization != "int8" else "1 B"
+        what = "block linear and fused expert" if experts else "block linear"
         terms.append(Term("quantized_weights", packed,
-                          f"{shape.quantizable_params:,} block linear weights in {t.quantization.upper()} ({per_weight} each)"))  # fmt: skip
+                          f"{shape.quantizable_params + experts:,} {what} weights in {t.quantization.upper()} ({per_weight} each)"))  # fmt: skip
         detail = ("8-bit absmax per 64 + fp32 per 256 blocks" if t.double_quant else "fp32 absmax per 64 weights")
         if t.quantization == "int8":
             detail = "fp32 scale per output row"
@@ -153,14 +156,21 @@ def _static_terms(shape: ModelShape, t: TrainingInputs) -> list[Term]:
 
 
 def _unquantized_term(shape: ModelShape, t: TrainingInputs) -> Term:
-    """Embeddings, head, norms and biases of a 4/8-bit model, in the dtype its framework leaves them in."""
+    """Embeddings, head, norms, biases (and fused experts left unquantized) of a 4/8-bit model, in the dtype
+    its framework leaves them in."""
+    experts = 0 if t.experts_quantized else shape.expert_params
+    others = shape.unquantized_params - shape.expert_params
     unquantized_bytes = _unquantized_weight_bytes(t)
-    size = shape.unquantized_params * unquantized_bytes
+    size = others * unquantized_bytes
     if t.norms_fp32 and unquantized_bytes < 4:
         size += shape.norm_params * (4 - unquantized_bytes)
+    text = f"{others:,} embedding/head/norm weights at {unquantized_bytes} B"
+    if experts:
+        expert_bytes = 4 if t.kbit_prepared else t.weight_bytes  # prepare_model_for_kbit_training upcast them
+        size += experts * expert_bytes
+        text += f", {experts:,} fused MoE expert weights (not quantized) at {expert_bytes} B"
     convention = f"; {t.convention}" if t.convention else ""
-    return Term("unquantized_weights", size,
-                f"{shape.unquantized_params:,} embedding/head/norm weights at {unquantized_bytes} B{convention}")  # fmt: skip
+    return Term("unquantized_weights", size, text + convention)
 
 
 def _unquantized_weight_bytes(t: TrainingInputs) -> int:

@@ -97,8 +97,13 @@ class TrainingInputs(Record):
     whose torchao ``NF4Tensor`` keeps int8 scalers per 64 weights with one scale per 256 of them)."""
     kbit_upcast: bool = True
     """PEFT's ``prepare_model_for_kbit_training`` casts every non-quantized fp16/bf16 parameter to fp32
-    (``peft/utils/other.py``) and leaves them there; whether a run ends that way depends on its framework
-    (see :func:`kbit_convention`)."""
+    (``peft/utils/other.py``) and leaves them there; whether embeddings, head and norms end that way
+    depends on the framework (see :func:`kbit_convention`)."""
+    kbit_prepared: bool = True
+    """``prepare_model_for_kbit_training`` ran. Fused MoE experts that were not quantized stay in fp32 then,
+    even where the framework casts embeddings, head and norms back (axolotl)."""
+    experts_quantized: bool = False
+    """Fused MoE expert weights quantized like the linears (axolotl's ``quantize_moe_experts``)."""
     norms_fp32: bool = False
     """Only the norm weights are fp32 (LLaMA-Factory's ``upcast_layernorm``); embeddings and head are not."""
     convention: str | None = None
@@ -146,7 +151,12 @@ class TrainingInputs(Record):
             quantization = "fp4" if str(setup.get("bnb_4bit_quant_type", "nf4")).lower() == "fp4" else "nf4"
         elif setup.get("load_in_8bit") is True:
             quantization = "int8"
-        upcast, norms_fp32, convention = kbit_convention(setup) if quantization else (True, False, None)
+        prepared, upcast, norms_fp32, convention = kbit_convention(setup) if quantization else (True, True, False, None)
+        experts_quantized = quantization is not None and setup.format == "axolotl" and setup.extras.get("quantize_moe_experts") is True
+        if experts_quantized:
+            prepared = upcast = False
+            convention = ("axolotl quantizes the MoE experts while loading (quantize_moe_experts) and then skips "
+                          "prepare_model_for_kbit_training: embeddings, head and norms stay in the training dtype")  # fmt: skip
         compute = _DTYPE_BYTES.get(str(setup.get("bnb_4bit_compute_dtype", "")).lower().removeprefix("torch."))
         dropout = setup.get("lora_dropout", 0.0)
         return cls(
@@ -159,6 +169,8 @@ class TrainingInputs(Record):
             quantization=quantization,
             double_quant=setup.get("bnb_4bit_use_double_quant") is True or (setup.format == "torchtune" and quantization == "nf4"),
             kbit_upcast=upcast,
+            kbit_prepared=prepared,
+            experts_quantized=experts_quantized,
             norms_fp32=norms_fp32,
             convention=convention,
             attn_implementation=str(setup.get("attn_implementation") or "sdpa").lower(),
@@ -171,37 +183,73 @@ class TrainingInputs(Record):
 
 PEFT_CONVENTION = "PEFT's prepare_model_for_kbit_training keeps embeddings, head and norms in fp32"
 
-_KBIT_CONVENTIONS: dict[str, tuple[bool, str]] = {
-    "torchtune": (False, ("torchtune QLoRA keeps embeddings and output in the training dtype (it never calls "
-                          "prepare_model_for_kbit_training)")),
-    "axolotl": (False, ("axolotl calls prepare_model_for_kbit_training, then casts embeddings, head and norms "
-                        "back to the training dtype")),
-    "trl": (False, ("TRL's trainers do not call prepare_model_for_kbit_training: embeddings, head and norms "
-                    "stay in the training dtype")),
-    "peft": (True, PEFT_CONVENTION + " (assumed: the trainer is not named in the file)"),
-    "lora-config": (True, PEFT_CONVENTION + " (assumed: the trainer is not named in the file)"),
+_KBIT_CONVENTIONS: dict[str, tuple[bool, bool, str]] = {
+    "torchtune": (False, False, ("torchtune QLoRA keeps embeddings and output in the training dtype (it never calls "
+                                 "prepare_model_for_kbit_training)")),
+    "axolotl": (True, False, ("axolotl calls prepare_model_for_kbit_training, then casts embeddings, head and norms "
+                              "back to the training dtype")),
+    "trl": (False, False, ("TRL's trainers do not call prepare_model_for_kbit_training: embeddings, head and norms "
+                           "stay in the training dtype")),
+    "peft": (True, True, PEFT_CONVENTION + " (assumed: the trainer is not named in the file)"),
+    "lora-config": (True, True, PEFT_CONVENTION + " (assumed: the trainer is not named in the file)"),
 }
-"""Per reader format: is PEFT's fp32 upcast of the unquantized weights still in place while training, and why.
+"""Per reader format: whether ``prepare_model_for_kbit_training`` runs, whether its fp32 upcast of embeddings,
+head and norms is still in place while training, and why.
 
 Read in each framework's model loading code: torchtune builds QLoRA models with ``quantize_base`` and
 plain bf16 embeddings and output; axolotl's ``ModelLoader._configure_embedding_dtypes`` runs
 ``prepare_model_for_kbit_training`` and then ``_convert_embedding_modules_dtype`` back to ``torch_dtype``
 for every LoRA/QLoRA run (FSDP-QLoRA and DeepSpeed ZeRO-3 skip the upcast instead); LLaMA-Factory and
-TRL's SFTTrainer never call it. A Python script does exactly when it calls it."""
+TRL's SFTTrainer never call it. A Python script does exactly when it calls it. axolotl's cast back
+(``_convert_embedding_modules_dtype``) reaches norms, router gates and embeddings by name, not fused experts."""
 
 
-def kbit_convention(setup: LoraSetup) -> tuple[bool, bool, str]:
-    """(fp32 upcast kept, only norms in fp32, the convention in words) for a 4/8-bit model of ``setup``."""
+def kbit_convention(setup: LoraSetup) -> tuple[bool, bool, bool, str]:
+    """(prepare_model_for_kbit_training runs, its fp32 upcast of embeddings/head/norms kept, only norms in fp32,
+    the convention in words) for a 4/8-bit model of ``setup``."""
     if setup.format == "llamafactory":
         norms = any(use.key == "upcast_layernorm" and use.value is True for use in setup.keys)
         text = "LLaMA-Factory does not call prepare_model_for_kbit_training: embeddings and head stay in the compute dtype"
-        return False, norms, text + (", norms in fp32 (upcast_layernorm)" if norms else "")
+        return False, False, norms, text + (", norms in fp32 (upcast_layernorm)" if norms else "")
     if setup.format == "python":
         if setup.extras.get("prepare_model_for_kbit_training") is True:
-            return True, False, "the script calls prepare_model_for_kbit_training: embeddings, head and norms in fp32"
-        return False, False, "the script does not call prepare_model_for_kbit_training: embeddings, head and norms stay in their loaded dtype"
-    upcast, text = _KBIT_CONVENTIONS.get(setup.format, _KBIT_CONVENTIONS["peft"])
-    return upcast, False, text
+            return True, True, False, "the script calls prepare_model_for_kbit_training: embeddings, head and norms in fp32"
+        return False, False, False, "the script does not call prepare_model_for_kbit_training: embeddings, head and norms stay in their loaded dtype"
+    if setup.format == "axolotl" and _axolotl_skips_kbit_preparation(setup):
+        return False, False, False, ("axolotl skips prepare_model_for_kbit_training under FSDP-QLoRA and DeepSpeed "
+                                     "ZeRO-3: every unquantized weight stays in the training dtype")  # fmt: skip
+    prepared, upcast, text = _KBIT_CONVENTIONS.get(setup.format, _KBIT_CONVENTIONS["peft"])
+    return prepared, upcast, False, text
+
+
+def _axolotl_skips_kbit_preparation(setup: LoraSetup) -> bool:
+    """axolotl's ``ModelLoader``: FSDP with ``adapter: qlora``, or a DeepSpeed ZeRO-3 config, keeps one dtype."""
+    extras = setup.extras
+    if extras.get("fsdp") is True and extras.get("adapter") == "qlora":
+        return True
+    return _deepspeed_stage(extras.get("deepspeed"), setup.path) == 3
+
+
+def _deepspeed_stage(deepspeed: Any, config_path: str) -> int | None:
+    """The ZeRO stage of an inline DeepSpeed config or of the JSON file it names (axolotl's ``zero3*.json`` by name)."""
+    if isinstance(deepspeed, dict):
+        zero = deepspeed.get("zero_optimization")
+        stage = zero.get("stage") if isinstance(zero, dict) else None
+        return stage if isinstance(stage, int) else None
+    if not isinstance(deepspeed, str) or not deepspeed:
+        return None
+    import json
+    import os
+
+    for candidate in (os.path.join(os.path.dirname(config_path), deepspeed), deepspeed):
+        try:
+            if os.path.getsize(candidate) > 1_000_000:  # not a DeepSpeed config
+                return None
+            with open(candidate, encoding="utf-8") as handle:
+                return _deepspeed_stage(json.load(handle), config_path)
+        except (OSError, ValueError, RecursionError):
+            continue
+    return 3 if "zero3" in os.path.basename(deepspeed).lower() else None
 
 
 def _is_on(value: Any) -> bool:

@@ -8,9 +8,11 @@ tests can build shapes by hand.
 
 from __future__ import annotations
 
+from math import prod
+
 from lora_lint.record import Record
 
-from lora_lint.arch.model import ALL_LINEAR_KINDS, LINEAR, NORM
+from lora_lint.arch.model import ALL_LINEAR_KINDS, EXPERTS, LINEAR, NORM
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -49,6 +51,11 @@ class ModelShape(Record):
     """Ranks summed over one block's adapted linears."""
     norm_params: int = 0
     """Weights and biases of the norm layers: what LLaMA-Factory's ``upcast_layernorm`` keeps in fp32."""
+    expert_params: int = 0
+    """Weights of fused MoE experts (3-D parameters, not ``nn.Linear``): bitsandbytes leaves them unquantized
+    unless the framework quantizes them itself (axolotl's ``quantize_moe_experts``)."""
+    expert_rows: int = 0
+    """Rows of those weights (all dimensions but the last): LLM.int8 keeps one fp32 scale per row."""
 
     @property
     def attention_width(self) -> int:
@@ -83,6 +90,7 @@ def shape_from_architecture(arch: Architecture, param_count: ParamCount) -> Mode
     first_block = [m for m, index in indexed if index == 0]
     intermediate, gated = _mlp_width(first_block, config)
     quantizable = [m for m in in_blocks if m.kind == LINEAR]  # bitsandbytes replaces nn.Linear only
+    expert_weights = [shape for m in arch.modules if m.kind == EXPERTS for _, shape in m.params if len(shape) == 3]
     layers = max(arch.num_layers, 1)
     adapted = [layer for layer in param_count.layers if layer.kind in ALL_LINEAR_KINDS]
     return ModelShape(
@@ -102,6 +110,8 @@ def shape_from_architecture(arch: Architecture, param_count: ParamCount) -> Mode
         adapted_inputs_per_layer=sum(layer.in_features for layer in adapted) // layers,
         adapted_ranks_per_layer=sum(layer.r for layer in adapted) // layers,
         norm_params=sum(m.own_numel for m in arch.modules if m.kind == NORM),
+        expert_params=sum(prod(shape) for shape in expert_weights),
+        expert_rows=sum(prod(shape[:-1]) for shape in expert_weights),
     )
 
 

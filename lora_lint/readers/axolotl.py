@@ -106,6 +106,8 @@ LEGACY_ATTENTION = {
 
 EXTRA_KEYS = (
     "adapter",
+    "quantize_moe_experts",
+    "deepspeed",
     "lora_target_parameters",
     "loraplus_lr_ratio",
     "resume_from_checkpoint",
@@ -180,6 +182,7 @@ def read(doc: Document) -> list[LoraSetup]:
     setup.extras.setdefault("adapter", None)
     # With a processor axolotl loads the image-text class of a multimodal model, not its text-only causal LM.
     setup.extras["loads_multimodal"] = data.get("processor_type") is not None
+    setup.extras["fsdp"] = data.get("fsdp_config") is not None or data.get("fsdp") is not None  # axolotl's is_fsdp_enabled
     builder.unknown_keys(data, known_keys(), ALIASES)
     for name, value in DEFAULTS.items():
         setup.default(name, value)
