@@ -143,6 +143,7 @@ class _Parser:
             if method not in _ALL_METHODS:
                 raise ExpressionError(f"unknown method {method!r}")
             return ("method", self.tree(node.func.value), method, args, keywords)
+        self.tree(node.func)  # refuses a lambda as such
         raise ExpressionError("only functions and methods by name can be called")
 
     def _Starred(self, node: Any) -> Tree:
@@ -498,7 +499,11 @@ def _bind(scope: dict[str, Any], target: str | tuple[Any, ...], value: Any) -> N
 
 
 def _describe(value: Any) -> str:
-    return "None" if value is None else f"a {type(value).__name__}"
+    """``None``, ``an int``, ``a dict``: what a value is, for error messages."""
+    if value is None:
+        return "None"
+    kind = type(value).__name__
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
 
 _BUILDERS: dict[str, Callable[..., Closure]] = {
