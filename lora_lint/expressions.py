@@ -248,16 +248,16 @@ def _name(name: str) -> Closure:
 
 def _attribute(value: Tree, key: str) -> Closure:
     """``mapping.key``: dictionaries (facts, ``options``, ``item``) are read with dots."""
-    evaluate = compile_tree(value)
+    evaluate, label = compile_tree(value), _dotted(value)
 
     def read_attribute(names: dict[str, Any]) -> Any:
         mapping = evaluate(names)
         if type(mapping) is not dict:
-            raise ExpressionError(f"cannot read .{key} of {_describe(mapping)}")
+            raise ExpressionError(f"{label} is {_describe(mapping)}, not a dict: cannot read .{key}")
         try:
             return mapping[key]
         except KeyError:
-            raise ExpressionError(f"no key {key!r} in the dict") from None
+            raise ExpressionError(f"{label} has no key {key!r}") from None
 
     return read_attribute
 
@@ -496,6 +496,15 @@ def _bind(scope: dict[str, Any], target: str | tuple[Any, ...], value: Any) -> N
         raise ExpressionError(f"cannot unpack {len(values)} values into {len(target)} names")
     for name, item in zip(target, values):
         _bind(scope, name, item)
+
+
+def _dotted(tree: Tree) -> str:
+    """``item.key`` for a name read with dots, for error messages."""
+    if tree[0] == "name":
+        return tree[1]
+    if tree[0] == "attribute":
+        return f"{_dotted(tree[1])}.{tree[2]}"
+    return "the value"
 
 
 def _describe(value: Any) -> str:

@@ -114,7 +114,7 @@ class Rule:
         return "".join(out)
 
     def _error(self, source: str | None, exc: Exception) -> RulePackError:
-        return RulePackError(f"{self.path}: rule {self.code} cannot evaluate {source!r}: {exc}")
+        return RulePackError(f"{self.path}: rule {self.code}: cannot evaluate {source!r}: {exc}")
 
 
 _CONVERSIONS = {"r": repr, "s": str, "a": ascii}
