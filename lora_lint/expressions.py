@@ -159,7 +159,8 @@ class _Parser:
         return ("and" if type(node.op).__name__ == "And" else "or", self.trees(node.values))
 
     def _Compare(self, node: Any) -> Tree:
-        steps = tuple((self.operator(op, _COMPARISONS), self.tree(right)) for op, right in zip(node.ops, node.comparators))
+        pairs = zip(node.ops, node.comparators)
+        steps = tuple((self.operator(op, _COMPARISONS), self.tree(right)) for op, right in pairs)
         return ("compare", self.tree(node.left), steps)
 
     def _IfExp(self, node: Any) -> Tree:
@@ -175,7 +176,8 @@ class _Parser:
         return ("set", self.trees(node.elts))
 
     def _Dict(self, node: Any) -> Tree:
-        return ("dict", tuple((None if key is None else self.tree(key), self.tree(value)) for key, value in zip(node.keys, node.values)))
+        keys = [None if key is None else self.tree(key) for key in node.keys]  # None: {**mapping}
+        return ("dict", tuple(zip(keys, self.trees(node.values))))
 
     def _ListComp(self, node: Any) -> Tree:
         return ("list-comprehension", self.tree(node.elt), self.generators(node.generators))
@@ -300,7 +302,10 @@ def _keywords(keywords: tuple[tuple[str, Tree], ...]) -> Closure:
 
 def _sequence(elements: tuple[Tree, ...]) -> Closure:
     """A list of the elements' values, ``*iterable`` elements unpacked."""
-    compiled = [(element[0] == "starred", compile_tree(element[1] if element[0] == "starred" else element)) for element in elements]
+    compiled = []
+    for element in elements:
+        starred = element[0] == "starred"
+        compiled.append((starred, compile_tree(element[1] if starred else element)))
     if not any(starred for starred, _ in compiled):
         plain = [evaluate for _, evaluate in compiled]
         return lambda names: [evaluate(names) for evaluate in plain]
@@ -455,7 +460,10 @@ def _comprehension(kind: str) -> Callable[..., Closure]:
             evaluate_key, evaluate_value = compile_tree(element[0]), compile_tree(element[1])
         else:
             evaluate_element = compile_tree(element)
-        loops = [(target, compile_tree(iterable), _and(conditions) if conditions else None) for target, iterable, conditions in generators]
+        loops = [
+            (target, compile_tree(iterable), _and(conditions) if conditions else None)
+            for target, iterable, conditions in generators
+        ]  # fmt: skip
 
         def comprehension(names: dict[str, Any]) -> Any:
             scope = dict(names)

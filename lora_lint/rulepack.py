@@ -39,7 +39,7 @@ class RulePackError(Exception):
 
 
 class Rule:
-    """One rule file, checked, with its expressions parsed. Options are the defaults; a project overrides them per run."""
+    """One rule file, checked, its expressions parsed. Options are the defaults; a project overrides them per run."""
 
     __slots__ = ("code", "name", "severity", "summary", "formats", "options", "for_each", "at", "when", "message",
                  "why", "fix", "examples", "path", "_when_tree", "_message_parts", "_condition", "_fields")  # fmt: skip
@@ -119,7 +119,7 @@ class Rule:
 
 _CONVERSIONS = {"r": repr, "s": str, "a": ascii}
 _COMPILED: dict[str, Closure] = {}
-"""Expression source -> its compiled closures: each expression is compiled once per process, however many rules use it."""
+"""Expression source -> its closures: each expression is compiled once per process, however many rules use it."""
 
 
 def _compiled(source: str, tree: Tree) -> Closure:
@@ -203,7 +203,8 @@ def _parse_message(data: dict[str, Any], path: str) -> list[MessagePart]:
             parts.append((literal, None, None, "", None))
             continue
         if conversion is not None and conversion not in _CONVERSIONS:
-            raise RulePackError(f"{path}: rule {data['code']}: message field {{{source}!{conversion}}}: use !r, !s or !a")
+            field = f"{{{source}!{conversion}}}"
+            raise RulePackError(f"{path}: rule {data['code']}: message field {field}: use !r, !s or !a")
         parts.append((literal, source, _parse(source, path, data["code"], "message"), spec or "", conversion))
     return parts
 
