@@ -62,8 +62,8 @@ class Rule:
         self.examples: dict[str, list[dict[str, Any]]] = data.get("examples") or {}
         self._when_tree = when_tree
         self._message_parts = message_parts
-        self._condition: Closure | None = None  # compiled on first use: most rules never fire
-        self._fields: list[tuple[str, str | None, Closure | None, str, str | None]] | None = None
+        self._condition: Closure | None = None  # compiled on first use
+        self._fields: list[tuple[str, str | None, Closure | None, str, str | None]] | None = None  # on first hit
 
     def applies_to(self, fmt: str) -> bool:
         return self.formats is None or fmt in self.formats
