@@ -232,3 +232,15 @@ def test_the_parsed_pack_is_cached(tmp_path, monkeypatch):
     (again,) = load_rules([tmp_path / "policy"])
     assert again._when_tree == first[0]._when_tree
     assert again.evaluate({"r": 64}, {}) == [("r 64 is too high", None)]
+
+
+def test_a_refused_rule_is_a_usage_error_on_the_command_line(tmp_path, monkeypatch, capsys):
+    from lora_lint.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LORA_LINT_CACHE_DIR", str(tmp_path / "cache"))
+    write_rule(tmp_path / "policy", when="r.__class__")
+    (tmp_path / "train.yml").write_text("base_model: TinyLlama/TinyLlama_v1.1\nadapter: lora\nlora_r: 16\nlora_alpha: 32\n")
+    assert main(["check", "train.yml", "--rules", "policy"]) == 2
+    err = capsys.readouterr().err
+    assert "ACME001-acme-rank-cap.yaml: rule ACME001: cannot use 'r.__class__' in when" in err and "Traceback" not in err
