@@ -156,10 +156,11 @@ class Linter:
     def lint_setup(self, setup: LoraSetup, suppressions: list[Any] = ()) -> FileResult:  # type: ignore[assignment]
         facts = compute_facts(setup, self.project, predict_memory=self.report_facts)
         findings = []
+        scope = dict(facts)  # what rule expressions read: the facts, plus the rule's options and item
         for rule in self.enabled_rules(setup.path):
             if rule.for_each == UNUSED_SUPPRESSIONS or not rule.applies_to(setup.format):
                 continue
-            for message, record in rule.evaluate(facts, self.options[rule.code]):
+            for message, record in rule.evaluate(facts, self.options[rule.code], scope=scope):
                 finding = self._finding(rule, message, setup, record)
                 if not _suppressed(finding, suppressions):
                     findings.append(finding)

@@ -68,15 +68,20 @@ class Rule:
     def applies_to(self, fmt: str) -> bool:
         return self.formats is None or fmt in self.formats
 
-    def evaluate(self, facts: dict[str, Any], options: dict[str, Any]) -> list[tuple[str, dict[str, Any] | None]]:
+    def evaluate(
+        self, facts: dict[str, Any], options: dict[str, Any], *, scope: dict[str, Any] | None = None
+    ) -> list[tuple[str, dict[str, Any] | None]]:
         """Messages of every hit, each with the record it is about (None for config-level rules).
 
-        Expressions read dictionaries with dots (``options.min_ratio``, ``item.key``).
+        Expressions read dictionaries with dots (``options.min_ratio``, ``item.key``). ``scope`` is a
+        copy of ``facts`` that a caller running many rules over one config reuses (copying ~150 facts
+        for each of ~50 rules is a measurable part of a folder's run); ``options`` and ``item`` are set in it.
         """
         condition = self._condition
         if condition is None:
             condition = self._condition = _compiled(self.when, self._when_tree)
-        names = dict(facts, options=options)
+        names = dict(facts) if scope is None else scope
+        names["options"] = options
         records = [None] if self.for_each is None else (facts.get(self.for_each) or [])
         hits = []
         for record in records:
