@@ -10,18 +10,24 @@ every import compiles its source again.
 
 On a machine other work keeps busy, the best of many rounds is the number to read, and
 ``lora-lint check -j1`` shows what one core does (the default uses every usable core).
+``--instructions`` counts instructions instead (valgrind's callgrind, one warm run each),
+which no other load on the machine changes: for a command that forks workers, the count
+of its longest process (a worker's count includes the start-up it inherits), which is its
+wall-clock time on enough free cores.
 
-    python benchmarks/check_speed.py [--rounds 15] [--config FILE] [--corpus DIR] [--skip-peft]
+    python benchmarks/check_speed.py [--rounds 15] [--config FILE] [--corpus DIR] [--skip-peft] [--instructions]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -60,6 +66,28 @@ def timed(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def instructions(command: list[str]) -> float:
+    """Instructions (millions) of the longest process of ``command``, counted by callgrind after a warm run."""
+    timed(command)
+    with tempfile.TemporaryDirectory() as folder:
+        done = subprocess.run(
+            ["valgrind", "--tool=callgrind", "--trace-children=yes", f"--callgrind-out-file={folder}/cg.%p", *command],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, check=False,
+            env={**CHILD_ENV, "PYTHONHASHSEED": "0"},
+        )  # fmt: skip
+    counts = [int(n) for n in re.findall(r"Collected : (\d+)", done.stderr)]
+    return max(counts) / 1e6
+
+
+def count_table(title: str, commands: dict[str, list[str]], baseline: str) -> tuple[str, dict[str, float]]:
+    counts = {name: instructions(command) for name, command in commands.items()}
+    short = baseline.split(":")[0]
+    lines = [f"### {title}", "", f"| command | instructions | vs {short} |", "|---|---|---|"]
+    for name, count in counts.items():
+        lines.append(f"| {name} | {count:,.0f} M | {count / counts[baseline]:.2f}x |")
+    return "\n".join(lines), counts
+
+
 def measure(commands: dict[str, list[str]], rounds: int) -> dict[str, list[float]]:
     samples: dict[str, list[float]] = {name: [] for name in commands}
     for name, command in commands.items():  # warm the page cache and .pyc files
@@ -90,7 +118,10 @@ def main() -> int:
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
     parser.add_argument("--skip-peft", action="store_true", help="leave out the PEFT LoraConfig baseline (needs the [torch] extra)")
+    parser.add_argument("--instructions", action="store_true", help="count instructions with valgrind instead of timing")
     args = parser.parse_args()
+    if args.instructions and not shutil.which("valgrind"):
+        parser.error("--instructions needs valgrind on the PATH")
 
     lora_lint = [str(BIN / "lora-lint")] if (BIN / "lora-lint").exists() else [sys.executable, "-m", "lora_lint"]
     yamllint = shutil.which("yamllint", path=str(BIN)) or shutil.which("yamllint")
@@ -102,11 +133,17 @@ def main() -> int:
         single["yamllint"] = [yamllint, "-d", "relaxed", str(args.config)]
     if not args.skip_peft:
         single["PEFT LoraConfig(...)"] = [sys.executable, "-c", PEFT_VALIDATE, str(args.config)]
-    print(f"One config ({args.config.name}), {args.rounds} rounds\n")
-    samples = measure(single, args.rounds)
-    print(table("Single file", samples, FLOOR))
-    if yamllint:
-        print(f"\nlora-lint takes {_ratio(samples, 'lora-lint check', 'yamllint')} of yamllint's time (best of each)")
+    if args.instructions:
+        text, counts = count_table(f"Single file ({args.config.name})", single, FLOOR)
+        print(text)
+        if yamllint:
+            print(f"\nlora-lint takes {counts['lora-lint check'] / counts['yamllint']:.2f}x of yamllint's instructions")
+    else:
+        print(f"One config ({args.config.name}), {args.rounds} rounds\n")
+        samples = measure(single, args.rounds)
+        print(table("Single file", samples, FLOOR))
+        if yamllint:
+            print(f"\nlora-lint takes {_ratio(samples, 'lora-lint check', 'yamllint')} of yamllint's time (best of each)")
 
     if args.corpus.is_dir():
         files = sorted(str(p) for p in args.corpus.rglob("*") if p.suffix in (".yml", ".yaml"))
@@ -118,6 +155,13 @@ def main() -> int:
         }
         if yamllint:
             corpus["yamllint"] = [yamllint, "-d", "relaxed", *files]
+        if args.instructions:
+            text, counts = count_table(f"Whole corpus ({len(files)} files under {args.corpus})", corpus, FLOOR)
+            print("\n" + text)
+            if yamllint:
+                print(f"\nlora-lint takes {counts['yamllint'] / counts['lora-lint check']:.1f}x fewer instructions than "
+                      "yamllint on the corpus (its longest process)")  # fmt: skip
+            return 0
         rounds = max(5, args.rounds // 2)
         print(f"\nCorpus: {len(files)} files under {args.corpus}, {rounds} rounds\n")
         samples = measure(corpus, rounds)
