@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 import yaml
 
-from lora_lint.lora_setup import Location, ReaderNote
+from lora_lint.lora_setup import KeyUse, Location, ReaderNote
 
 try:  # libyaml is in every PyYAML wheel; the pure-Python loader is the fallback.
     from yaml import CSafeLoader as _SafeLoader
@@ -98,7 +98,7 @@ class InputError(Exception):
 class Document:
     """Plain values of a file, where each key sits, and what loading noticed."""
 
-    __slots__ = ("path", "data", "text", "positions", "notes")
+    __slots__ = ("path", "data", "text", "positions", "notes", "uses")
 
     def __init__(self, path: str, data: Any, text: str) -> None:
         self.path = path
@@ -106,6 +106,9 @@ class Document:
         self.text = text
         self.positions: dict[KeyPath, Location] = {}
         self.notes: list[ReaderNote] = []
+        self.uses: list[KeyUse] | None = None
+        """Every key written, with its position and value, parents first; recorded while building the data
+        (None where a loader does not, or once the data is changed: readers then walk the data)."""
 
     def location(self, *path: str | int) -> Location | None:
         return self.positions.get(tuple(path))
@@ -156,6 +159,7 @@ def load_yaml(path: str, text: str) -> Document:
     except RecursionError:
         raise InputError(f"nesting deeper than {MAX_DEPTH} levels") from None
     if node is not None:
+        doc.uses = []
         doc.data = _YamlBuilder(doc).build(node, (), "", 0)
     return doc
 
@@ -207,12 +211,16 @@ class _YamlBuilder:
         self._note_duplicates(node, path, name)
         result: dict[str, Any] = {}
         positions = self.positions
+        uses = self.doc.uses
         for key, (key_node, value_node) in entries.items():
             child = path + (key,)
             child_name = f"{name}.{key}" if name else key
             mark = key_node.start_mark
-            positions[child] = Location(mark.line + 1, mark.column + 1, child_name)
-            result[key] = self.build(value_node, child, child_name, depth + 1)
+            location = positions[child] = Location(mark.line + 1, mark.column + 1, child_name)
+            slot = len(uses)
+            uses.append(None)  # the parent's place, before its children's
+            value = result[key] = self.build(value_node, child, child_name, depth + 1)
+            uses[slot] = KeyUse(child_name, location, value)
         return result
 
     def _entries(self, node: yaml.MappingNode, depth: int) -> dict[str, tuple[yaml.Node, yaml.Node]]:

@@ -123,3 +123,18 @@ def test_compose_loader_builds_the_safe_loaders_nodes() -> None:
     assert len(texts) > 40
     for text in texts:
         assert _shape(yaml.compose(text, Loader=_ComposeLoader)) == _shape(yaml.compose(text, Loader=_SafeLoader))
+
+
+def test_keys_recorded_while_building_equal_a_walk_of_the_data() -> None:
+    """The YAML builder records every written key as it goes; readers would otherwise walk the data for them."""
+    from lora_lint.document import load_yaml
+    from lora_lint.readers.common import key_uses
+
+    root = Path(__file__).resolve().parent.parent
+    texts = [path.read_text(encoding="utf-8") for path in sorted((root / "examples").rglob("*.y*ml"))]
+    texts.append("base: &b {lr: 1, nested: {a: [1, {b: 2}]}}\nrun:\n  <<: *b\n  lr: 2\nlist: [{x: 1}, {x: 2}]\n")
+    for text in texts:
+        doc = load_yaml("config.yaml", text)
+        recorded = key_uses(doc)
+        doc.uses = None
+        assert recorded == key_uses(doc)

@@ -304,6 +304,8 @@ def walk(data: Any, path: KeyPath = ()) -> Iterator[tuple[KeyPath, Any]]:
 
 def key_uses(doc: Document) -> list[KeyUse]:
     """Every key the file writes, with its value; a position's ``key`` is already the spelled path."""
+    if doc.uses is not None:
+        return list(doc.uses)
     positions = doc.positions
     return [KeyUse(positions[path].key, positions[path], value) for path, value in walk(doc.data) if path in positions]
 
@@ -337,6 +339,7 @@ def coerce_omegaconf_numbers(doc: Document) -> None:
     if not noted:
         return
     doc.data = _coerce(doc.data, (), noted)
+    doc.uses = None  # recorded with the values before coercion
     doc.notes = [note for note in doc.notes if note.kind != "yaml-string-number"]
 
 
