@@ -270,15 +270,9 @@ class _Counter:
             targets = self._all_linear()
         layers: list[AdaptedLayer] = []
         matched_by: dict[str, list[AdaptedLayer]] = {}
-        excluded = unmatched = 0
         if targets is not None:
-            for name in arch.module_names:
-                result = self._match(targets, name)
-                if result is None:
-                    unmatched += 1
-                    continue
-                if result is False:
-                    excluded += 1
+            for name in self._candidates(targets):
+                if not self._match(targets, name):
                     continue
                 layer = self._adapt(name)
                 if layer is not None:
@@ -288,7 +282,7 @@ class _Counter:
         param_layers = self._adapt_parameters(target_params, {layer.name for layer in layers})
         layers += param_layers
         if not layers and not self.errors:
-            self.errors.append(self._no_match_message(targets, excluded, unmatched))
+            self.errors.append(self._no_match_message(targets))
 
         copies = self._modules_to_save_copies({layer.name for layer in layers})
         copied_roots = [root for roots in copies.values() for root in roots]
@@ -298,9 +292,8 @@ class _Counter:
         base = arch.total_params
         total = base + lora + mts_params
         # LoRA already inside a module that modules_to_save copies stays with the frozen original.
-        frozen_lora = sum(
-            layer.lora_params for layer in layers if any(layer.name.startswith(root + ".") for root in copied_roots)
-        )
+        frozen = tuple(root + "." for root in copied_roots)
+        frozen_lora = sum(layer.lora_params for layer in layers if frozen and layer.name.startswith(frozen))
         return ParamCount(
             base_params=base,
             trainable_params=lora - frozen_lora + mts_params + bias,
@@ -308,7 +301,7 @@ class _Counter:
             lora_params=lora,
             modules_to_save_params=mts_params,
             trainable_bias_params=bias,
-            naive_4bit_numel=total - self._packed_away(),
+            naive_4bit_numel=total - arch.packed_4bit_numel,
             layers=tuple(layers),
             targets=self._target_matches(targets, matched_by),
             unmatched_targets=self._unmatched(targets),
@@ -445,6 +438,42 @@ class _Counter:
         selected = index == layers if isinstance(layers, int) else index in layers
         return True if selected else None
 
+    def _candidates(self, targets: list[str] | str) -> Iterable[str]:
+        """Module names in ``named_modules()`` order that :meth:`_match` may adapt; the others it would not.
+
+        A list entry ``t`` matches a name equal to it or ending in ``"." + t``: either way the
+        name's last component is ``t``'s, so only the names sharing a last component with some
+        entry are looked at. Names that match no entry cannot be adapted, and :meth:`_match` on
+        them has no effect beyond the no-match message's counts, except an invalid exclusion
+        regex, which is reported the first time it is tried: then every name is tried, as PEFT does.
+        """
+        names = self.arch.module_names
+        if isinstance(targets, str) or not self._exclusion_regexes_compile():
+            return names
+        by_leaf: dict[str, list[tuple[str, str]]] = {}
+        for target in targets:
+            by_leaf.setdefault(target[target.rfind(".") + 1 :], []).append((target, "." + target))
+        index = self.arch.names_by_leaf
+        positions = [
+            position
+            for leaf, entries in by_leaf.items()
+            for position in index.get(leaf, ())
+            if any(names[position] == t or names[position].endswith(dotted) for t, dotted in entries)
+        ]
+        positions.sort()
+        return [names[position] for position in positions]
+
+    def _exclusion_regexes_compile(self) -> bool:
+        patterns = list(self._saved_patterns)
+        if isinstance(self.spec.exclude_modules, str):
+            patterns.append(self.spec.exclude_modules)
+        try:
+            for pattern in patterns:
+                re.compile(pattern)
+        except re.error:
+            return False
+        return True
+
     def _target_set(self, targets: list[str]) -> frozenset[str]:
         if self._cached_targets is not targets:
             self._cached_targets, self._cached_set = targets, frozenset(targets)
@@ -551,7 +580,10 @@ class _Counter:
             return {}
         copies: dict[str, list[str]] = {entry: [] for entry in self.modules_to_save}
         taken: list[str] = []
+        endings = tuple(self.modules_to_save)
         for name in self.arch.module_names:
+            if not name.endswith(endings):
+                continue
             entry = next((e for e in self.modules_to_save if name.endswith(e)), None)
             if entry is None or any(name.startswith(root + ".") for root in taken) or name in taken:
                 continue
@@ -584,18 +616,6 @@ class _Counter:
             if m.bias and m.name not in copied_roots and not m.name.startswith(frozen)
         )
 
-    def _packed_away(self) -> int:
-        """Elements bitsandbytes 4-bit packing hides from ``numel()``: half of each quantized weight.
-
-        transformers quantizes every Linear/Conv1D except the output layer and the
-        weights tied to the input embedding.
-        """
-        hidden = 0
-        for m in self.arch.modules:
-            if m.kind in (LINEAR, CONV1D) and m.name != self.arch.output_layer and not m.tied_to:
-                hidden += m.numel("weight") // 2
-        return hidden
-
     # -- reporting -----------------------------------------------------------------------
 
     def _target_matches(
@@ -613,20 +633,23 @@ class _Counter:
         result = []
         for entry in entries:
             adapted = matched_by.get(entry, [])
-            dotted = f".{entry}"
-            present = sum(1 for name in self.arch.module_names if name == entry or name.endswith(dotted))
+            present = len(self._names_matching(entry))
             result.append(TargetMatch(entry, present, len(adapted), _shapes(adapted)))
         return tuple(result)
+
+    def _names_matching(self, entry: str) -> list[str]:
+        """Module names equal to ``entry`` or ending in ``"." + entry`` (all share its last component)."""
+        names = self.arch.module_names
+        dotted = "." + entry
+        positions = self.arch.names_by_leaf.get(entry[entry.rfind(".") + 1 :], ())
+        return [names[p] for p in positions if names[p] == entry or names[p].endswith(dotted)]
 
     def _unmatched(self, targets: list[str] | str | None) -> tuple[str, ...]:
         if targets is None or isinstance(self.spec.target_modules, str):
             return ()
         moe_names = set(_MOE_TARGETS.get(self.arch.moe_conversion or "", {}))
-        names = self.arch.module_names
         return tuple(
-            entry
-            for entry in self._listed_targets()
-            if entry not in moe_names and not any(n == entry or n.endswith(f".{entry}") for n in names)
+            entry for entry in self._listed_targets() if entry not in moe_names and not self._names_matching(entry)
         )
 
     def _unused(self, pattern: dict[str, Any], layers: list[AdaptedLayer]) -> tuple[str, ...]:
@@ -634,9 +657,11 @@ class _Counter:
             key for key in pattern if not any(_search(rf"(.*\.)?({key})$", layer.name, []) for layer in layers)
         )
 
-    def _no_match_message(self, targets: list[str] | str | None, excluded: int, unmatched: int) -> str:
+    def _no_match_message(self, targets: list[str] | str | None) -> str:
         if targets is None:
             return "no target_modules"
+        results = [self._match(targets, name) for name in self.arch.module_names]
+        excluded, unmatched = results.count(False), results.count(None)
         if excluded and not unmatched:
             return "all modules were excluded (exclude_modules / modules_to_save)"
         return f"target modules {targets if isinstance(targets, str) else sorted(targets)} not found in the base model"

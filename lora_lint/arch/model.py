@@ -110,19 +110,56 @@ class Architecture(Record):
     def module_names(self) -> tuple[str, ...]:
         """Every name ``named_modules()`` yields that matters: modules with parameters and their ancestors."""
         names: dict[str, None] = {}
+        known_parent = ""  # most modules are siblings of the one before
         for module in self.modules:
+            name = module.name
+            parent = name.rpartition(".")[0]
             # Every name listed has its ancestors listed before it: a known parent means known ancestors.
-            if module.name.rpartition(".")[0] not in names:
-                parts = module.name.split(".")
-                for depth in range(1, len(parts)):
-                    names.setdefault(".".join(parts[:depth]), None)
-            names.setdefault(module.name, None)
+            if parent != known_parent:
+                if parent not in names:
+                    parts = name.split(".")
+                    for depth in range(1, len(parts)):
+                        names.setdefault(".".join(parts[:depth]), None)
+                known_parent = parent
+            names.setdefault(name, None)
         return tuple(names)
+
+    @cached_property
+    def names_by_leaf(self) -> dict[str, list[int]]:
+        """Positions in :attr:`module_names` by last name component: the names a target entry can match."""
+        index: dict[str, list[int]] = {}
+        for position, name in enumerate(self.module_names):
+            leaf = name[name.rfind(".") + 1 :]
+            if leaf in index:
+                index[leaf].append(position)
+            else:
+                index[leaf] = [position]
+        return index
 
     @cached_property
     def total_params(self) -> int:
         """Parameters of the base model, each shared tensor once (``sum(p.numel() for p in model.parameters())``)."""
-        return sum(module.own_numel for module in self.modules)
+        total = 0
+        for module in self.modules:
+            tied = module.tied_to
+            for param, shape in module.params:
+                if not (tied and param == "weight"):
+                    total += prod(shape)
+        return total
+
+    @cached_property
+    def packed_4bit_numel(self) -> int:
+        """Elements bitsandbytes 4-bit packing hides from ``numel()``: half of each quantized weight.
+
+        transformers quantizes every Linear/Conv1D except the output layer and the
+        weights tied to the input embedding.
+        """
+        hidden = 0
+        output = self.output_layer
+        for m in self.modules:
+            if (m.kind == LINEAR or m.kind == CONV1D) and not m.tied_to and m.name != output:
+                hidden += m.numel("weight") // 2
+        return hidden
 
     def subtree(self, name: str) -> list[Module]:
         """The module called ``name`` and everything below it."""
