@@ -258,6 +258,7 @@ class _Counter:
         self._cached_set: frozenset[str] = frozenset()
         self._fused_multiplier: dict[str, int] = {}  # rank_pattern keys PEFT adds for fused expert pairs: r times this
         self._dotted_targets: list[tuple[str, str]] | None = None
+        self._entries_by_leaf: dict[str, list[str]] | None = None  # leaf -> listed entries, when none has a dot
 
     def run(self) -> ParamCount:
         arch = self.arch
@@ -271,14 +272,25 @@ class _Counter:
         layers: list[AdaptedLayer] = []
         matched_by: dict[str, list[AdaptedLayer]] = {}
         if targets is not None:
+            spec = self.spec
+            # Without exclusions or a layer selection, every listed candidate is adapted: no need to ask _match.
+            selective = (
+                isinstance(targets, str)
+                or spec.exclude_modules
+                or self._saved_patterns
+                or not (spec.layers_to_transform is None or spec.layers_to_transform == [])
+            )
             for name in self._candidates(targets):
-                if not self._match(targets, name):
+                if selective and not self._match(targets, name):
                     continue
                 layer = self._adapt(name)
                 if layer is not None:
                     layers.append(layer)
                     for target in self._entries_matching(targets, name):
-                        matched_by.setdefault(target, []).append(layer)
+                        if target in matched_by:
+                            matched_by[target].append(layer)
+                        else:
+                            matched_by[target] = [layer]
         param_layers = self._adapt_parameters(target_params, {layer.name for layer in layers})
         layers += param_layers
         if not layers and not self.errors:
@@ -450,16 +462,12 @@ class _Counter:
         names = self.arch.module_names
         if isinstance(targets, str) or not self._exclusion_regexes_compile():
             return names
-        by_leaf: dict[str, list[tuple[str, str]]] = {}
-        for target in targets:
-            by_leaf.setdefault(target[target.rfind(".") + 1 :], []).append((target, "." + target))
+        plain = {target for target in targets if "." not in target}  # every name with this last component
+        dotted = frozenset(target for target in targets if "." in target)
         index = self.arch.names_by_leaf
-        positions = [
-            position
-            for leaf, entries in by_leaf.items()
-            for position in index.get(leaf, ())
-            if any(names[position] == t or names[position].endswith(dotted) for t, dotted in entries)
-        ]
+        positions = [position for leaf in plain for position in index.get(leaf, ())]
+        for leaf in {target[target.rfind(".") + 1 :] for target in dotted} - plain:
+            positions += [p for p in index.get(leaf, ()) if names[p] in dotted or _suffix_in(names[p], dotted)]
         positions.sort()
         return [names[position] for position in positions]
 
@@ -496,7 +504,15 @@ class _Counter:
             return [targets]
         if self._dotted_targets is None:  # ".q_proj" spelled once per count, not once per adapted layer
             self._dotted_targets = [(t, f".{t}") for t in self._listed_targets()]
-        return [t for t, dotted in self._dotted_targets if name == t or name.endswith(dotted)] or [name]
+            self._entries_by_leaf = None if any("." in t for t in self._listed_targets()) else {}
+        by_leaf = self._entries_by_leaf
+        if by_leaf is None:
+            return [t for t, dotted in self._dotted_targets if name == t or name.endswith(dotted)] or [name]
+        # Entries without a dot match on the last name component alone: one answer per component.
+        leaf = name[name.rfind(".") + 1 :]
+        if leaf not in by_leaf:
+            by_leaf[leaf] = [t for t, _ in self._dotted_targets if leaf == t]
+        return by_leaf[leaf] or [name]
 
     def _listed_targets(self) -> list[str]:
         targets = self.spec.target_modules
@@ -510,8 +526,8 @@ class _Counter:
             kind = module.kind if module else "container"
             self.errors.append(f"target {name} is a {kind} module, which LoRA cannot adapt")
             return None
-        leaf = name.rsplit(".", 1)[-1]
-        if self.arch.family in _MAMBA_MODEL_TYPES and leaf in _MAMBA_INCOMPATIBLE:
+        leaf = name[name.rfind(".") + 1 :]
+        if leaf in _MAMBA_INCOMPATIBLE and self.arch.family in _MAMBA_MODEL_TYPES:
             message = f"PEFT refuses LoRA on {leaf} in Mamba-based {self.arch.family} models (e.g. {name})"
             if not any(error.startswith(message.partition(" (e.g.")[0]) for error in self.errors):
                 self.errors.append(message)

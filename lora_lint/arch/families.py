@@ -52,8 +52,16 @@ class Config:
         self.raw = raw
         self.defaults = defaults
         self.aliases = aliases
+        self._read: dict[str, Any] = {}  # a layout asks for the same keys once per layer
 
     def __getitem__(self, key: str) -> Any:
+        try:
+            return self._read[key]
+        except KeyError:
+            value = self._read[key] = self._lookup(key)
+            return value
+
+    def _lookup(self, key: str) -> Any:
         key = self.aliases.get(key, key)
         if key in self.raw:
             return self.raw[key]

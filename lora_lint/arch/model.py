@@ -187,10 +187,9 @@ class Builder:
         *,
         tied_to: str | None = None,
     ) -> None:
-        params = [("weight", (out_features, in_features))]
-        if bias:
-            params.append(("bias", (out_features,)))
-        self.modules.append(Module(name, LINEAR, tuple(params), in_features, out_features, tied_to))
+        weight = ("weight", (out_features, in_features))
+        params = (weight, ("bias", (out_features,))) if bias else (weight,)
+        self.modules.append(Module(name, LINEAR, params, in_features, out_features, tied_to))
 
     def conv1d(self, name: str, in_features: int, out_features: int) -> None:
         params = (("weight", (in_features, out_features)), ("bias", (out_features,)))
@@ -217,9 +216,13 @@ class Builder:
         bias: bool = False,
     ) -> None:
         shape = shape if isinstance(shape, tuple) else (shape,)
-        params = [(param, shape) for param, present in (("weight", weight), ("bias", bias)) if present]
-        if params:
-            self.modules.append(Module(name, NORM, tuple(params)))
+        if weight:
+            params = (("weight", shape), ("bias", shape)) if bias else (("weight", shape),)
+        elif bias:
+            params = (("bias", shape),)
+        else:
+            return
+        self.modules.append(Module(name, NORM, params))
 
     def experts(self, name: str, num_experts: int, hidden: int, intermediate: int) -> None:
         params = (
