@@ -64,6 +64,10 @@ class Module(Record):
         self.out_features = out_features
         self.tied_to = tied_to
 
+    def renamed(self, name: str, tied_to: str | None) -> Module:
+        """This module under another name (a model nested in a composite one); ``replace`` costs more."""
+        return Module(name, self.kind, self.params, self.in_features, self.out_features, tied_to)
+
     @property
     def bias(self) -> bool:
         return any(param == "bias" for param, _ in self.params)
