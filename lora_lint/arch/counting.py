@@ -259,6 +259,7 @@ class _Counter:
         self._fused_multiplier: dict[str, int] = {}  # rank_pattern keys PEFT adds for fused expert pairs: r times this
         self._dotted_targets: list[tuple[str, str]] | None = None
         self._entries_by_leaf: dict[str, list[str]] | None = None  # leaf -> listed entries, when none has a dot
+        self._mamba = arch.family in _MAMBA_MODEL_TYPES
 
     def run(self) -> ParamCount:
         arch = self.arch
@@ -526,13 +527,17 @@ class _Counter:
             kind = module.kind if module else "container"
             self.errors.append(f"target {name} is a {kind} module, which LoRA cannot adapt")
             return None
-        leaf = name[name.rfind(".") + 1 :]
-        if leaf in _MAMBA_INCOMPATIBLE and self.arch.family in _MAMBA_MODEL_TYPES:
-            message = f"PEFT refuses LoRA on {leaf} in Mamba-based {self.arch.family} models (e.g. {name})"
-            if not any(error.startswith(message.partition(" (e.g.")[0]) for error in self.errors):
-                self.errors.append(message)
-            return None
-        r, alpha, follows = self._rank_alpha(name)
+        if self._mamba:
+            leaf = name[name.rfind(".") + 1 :]
+            if leaf in _MAMBA_INCOMPATIBLE:
+                message = f"PEFT refuses LoRA on {leaf} in Mamba-based {self.arch.family} models (e.g. {name})"
+                if not any(error.startswith(message.partition(" (e.g.")[0]) for error in self.errors):
+                    self.errors.append(message)
+                return None
+        if self.rank_pattern or self.alpha_pattern:
+            r, alpha, follows = self._rank_alpha(name)
+        else:  # the common case, without a regex per layer
+            r, alpha, follows = int(self.spec.r), self.spec.lora_alpha, 1
         size = module.in_features + module.out_features
         if module.kind == CONV:
             groups = _conv_groups(module)

@@ -110,35 +110,41 @@ class Architecture(Record):
     def by_name(self) -> dict[str, Module]:
         return {module.name: module for module in self.modules}
 
-    @cached_property
+    @property
     def module_names(self) -> tuple[str, ...]:
         """Every name ``named_modules()`` yields that matters: modules with parameters and their ancestors."""
+        return self._name_index[0]
+
+    @property
+    def names_by_leaf(self) -> dict[str, list[int]]:
+        """Positions in :attr:`module_names` by last name component: the names a target entry can match."""
+        return self._name_index[1]
+
+    @cached_property
+    def _name_index(self) -> tuple[tuple[str, ...], dict[str, list[int]]]:
         names: dict[str, None] = {}
+        by_leaf: dict[str, list[int]] = {}
         known_parent = ""  # most modules are siblings of the one before
         for module in self.modules:
             name = module.name
-            parent = name.rpartition(".")[0]
+            parent, _, leaf = name.rpartition(".")
             # Every name listed has its ancestors listed before it: a known parent means known ancestors.
             if parent != known_parent:
-                if parent not in names:
+                if parent and parent not in names:
                     parts = name.split(".")
                     for depth in range(1, len(parts)):
-                        names.setdefault(".".join(parts[:depth]), None)
+                        ancestor = ".".join(parts[:depth])
+                        if ancestor not in names:
+                            by_leaf.setdefault(parts[depth - 1], []).append(len(names))
+                            names[ancestor] = None
                 known_parent = parent
-            names.setdefault(name, None)
-        return tuple(names)
-
-    @cached_property
-    def names_by_leaf(self) -> dict[str, list[int]]:
-        """Positions in :attr:`module_names` by last name component: the names a target entry can match."""
-        index: dict[str, list[int]] = {}
-        for position, name in enumerate(self.module_names):
-            leaf = name[name.rfind(".") + 1 :]
-            if leaf in index:
-                index[leaf].append(position)
-            else:
-                index[leaf] = [position]
-        return index
+            if name not in names:
+                if leaf in by_leaf:
+                    by_leaf[leaf].append(len(names))
+                else:
+                    by_leaf[leaf] = [len(names)]
+                names[name] = None
+        return tuple(names), by_leaf
 
     @cached_property
     def total_params(self) -> int:
@@ -162,7 +168,7 @@ class Architecture(Record):
         output = self.output_layer
         for m in self.modules:
             if (m.kind == LINEAR or m.kind == CONV1D) and not m.tied_to and m.name != output:
-                hidden += m.numel("weight") // 2
+                hidden += m.in_features * m.out_features // 2  # the weight's elements, (out, in) or Conv1D's (in, out)
         return hidden
 
     def subtree(self, name: str) -> list[Module]:
