@@ -260,6 +260,7 @@ class _Counter:
         self._dotted_targets: list[tuple[str, str]] | None = None
         self._entries_by_leaf: dict[str, list[str]] | None = None  # leaf -> listed entries, when none has a dot
         self._mamba = arch.family in _MAMBA_MODEL_TYPES
+        self._compiled: dict[str, re.Pattern[str] | None] = {}  # each pattern compiled once per count
 
     def run(self) -> ParamCount:
         arch = self.arch
@@ -429,14 +430,14 @@ class _Counter:
         exclude = spec.exclude_modules
         if exclude:
             if isinstance(exclude, str):
-                if _fullmatch(exclude, key, self.errors):
+                if self._matches(exclude, key, whole=True):
                     return False
             elif key in exclude or any(key.endswith(f".{e}") for e in exclude):
                 return False
-        if self._saved_patterns and any(_search(pattern, key, self.errors) for pattern in self._saved_patterns):
+        if self._saved_patterns and any(self._matches(pattern, key) for pattern in self._saved_patterns):
             return False
         if isinstance(targets, str):
-            return True if _fullmatch(targets, key, self.errors) else None
+            return True if self._matches(targets, key, whole=True) else None
         target_set = self._target_set(targets)
         if key in target_set:
             return True
@@ -482,6 +483,21 @@ class _Counter:
         except re.error:
             return False
         return True
+
+    def _matches(self, pattern: str, key: str, *, whole: bool = False) -> bool:
+        """``re.fullmatch`` (``whole``) or ``re.match``; an invalid pattern matches nothing and is reported once."""
+        try:
+            compiled = self._compiled[pattern]
+        except KeyError:
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                _note_regex_error(pattern, exc, self.errors)
+                compiled = None
+            self._compiled[pattern] = compiled
+        if compiled is None:
+            return False
+        return (compiled.fullmatch(key) if whole else compiled.match(key)) is not None
 
     def _target_set(self, targets: list[str]) -> frozenset[str]:
         if self._cached_targets is not targets:
@@ -555,9 +571,10 @@ class _Counter:
         layers = []
         if not names:
             return layers
+        leaves = {name[name.rfind(".") + 1 :] for name in names}  # a key matches only a name with its last component
         for module in self.arch.modules:
             for param, shape in module.params:
-                if module.tied_to and param == "weight":
+                if param not in leaves or (module.tied_to and param == "weight"):
                     continue
                 key = f"{module.name}.{param}"
                 if not (key in names or any(key.endswith(f".{n}") for n in names)):
@@ -589,7 +606,7 @@ class _Counter:
 
     def _pattern_key(self, pattern: dict[str, Any], key: str) -> str | None:
         for candidate in pattern:
-            if _search(rf"(.*\.)?({candidate})$", key, self.errors):
+            if self._matches(rf"(.*\.)?({candidate})$", key):
                 return candidate
         return None
 
@@ -709,14 +726,6 @@ def _conv_groups(module: Module) -> int:
 
 def _shapes(layers: Iterable[AdaptedLayer]) -> tuple[tuple[int, int], ...]:
     return tuple(sorted({(layer.in_features, layer.out_features) for layer in layers}))
-
-
-def _fullmatch(pattern: str, key: str, errors: list[str]) -> bool:
-    try:
-        return re.fullmatch(pattern, key) is not None
-    except re.error as exc:
-        _note_regex_error(pattern, exc, errors)
-        return False
 
 
 def _search(pattern: str, key: str, errors: list[str]) -> bool:
