@@ -293,12 +293,12 @@ class _Counter:
                             matched_by[target].append(layer)
                         else:
                             matched_by[target] = [layer]
-        param_layers = self._adapt_parameters(target_params, {layer.name for layer in layers})
-        layers += param_layers
+        if target_params:
+            layers += self._adapt_parameters(target_params, {layer.name for layer in layers})
         if not layers and not self.errors:
             self.errors.append(self._no_match_message(targets))
 
-        copies = self._modules_to_save_copies({layer.name for layer in layers})
+        copies = self._modules_to_save_copies(layers)
         copied_roots = [root for roots in copies.values() for root in roots]
         mts_params = sum(self._subtree_full_numel(root, layers) for root in copied_roots)
         bias = self._trainable_bias(layers, copied_roots)
@@ -307,7 +307,7 @@ class _Counter:
         total = base + lora + mts_params
         # LoRA already inside a module that modules_to_save copies stays with the frozen original.
         frozen = tuple(root + "." for root in copied_roots)
-        frozen_lora = sum(layer.lora_params for layer in layers if frozen and layer.name.startswith(frozen))
+        frozen_lora = sum(layer.lora_params for layer in layers if layer.name.startswith(frozen)) if frozen else 0
         return ParamCount(
             base_params=base,
             trainable_params=lora - frozen_lora + mts_params + bias,
@@ -612,10 +612,11 @@ class _Counter:
 
     # -- what else becomes trainable -----------------------------------------------------
 
-    def _modules_to_save_copies(self, adapted: set[str]) -> dict[str, list[str]]:
+    def _modules_to_save_copies(self, layers: list[AdaptedLayer]) -> dict[str, list[str]]:
         """Entry -> the modules ``ModulesToSaveWrapper`` copies for it (outermost only)."""
         if not self.modules_to_save:
             return {}
+        adapted = {layer.name for layer in layers}
         copies: dict[str, list[str]] = {entry: [] for entry in self.modules_to_save}
         taken: list[str] = []
         endings = tuple(self.modules_to_save)
