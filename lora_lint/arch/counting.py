@@ -50,8 +50,6 @@ from lora_lint.arch.families import SEQ_CLS
 from lora_lint.arch.model import (
     ALL_LINEAR_KINDS,
     CONV,
-    CONV1D,
-    LINEAR,
     LORA_MODULE_KINDS,
     Architecture,
     Module,
@@ -453,13 +451,13 @@ class _Counter:
         return True if selected else None
 
     def _candidates(self, targets: list[str] | str) -> Iterable[str]:
-        """Module names in ``named_modules()`` order that :meth:`_match` may adapt; the others it would not.
+        """The module names, in ``named_modules()`` order, that a list of targets matches.
 
-        A list entry ``t`` matches a name equal to it or ending in ``"." + t``: either way the
-        name's last component is ``t``'s, so only the names sharing a last component with some
-        entry are looked at. Names that match no entry cannot be adapted, and :meth:`_match` on
-        them has no effect beyond the no-match message's counts, except an invalid exclusion
-        regex, which is reported the first time it is tried: then every name is tried, as PEFT does.
+        An entry ``t`` matches a name equal to it or ending in ``"." + t``: either way the name's
+        last component is ``t``'s, so only the names sharing a last component with some entry are
+        looked at. The other names cannot be adapted, and trying them would change nothing but the
+        counts of the no-match message (recounted when needed), unless an exclusion regex is
+        invalid: PEFT reports it on the first name tried, so then every name is tried.
         """
         names = self.arch.module_names
         if isinstance(targets, str) or not self._exclusion_regexes_compile():
