@@ -50,8 +50,6 @@ from lora_lint.arch.families import SEQ_CLS
 from lora_lint.arch.model import (
     ALL_LINEAR_KINDS,
     CONV,
-    CONV1D,
-    LINEAR,
     LORA_MODULE_KINDS,
     Architecture,
     Module,
@@ -259,6 +257,9 @@ class _Counter:
         self._fused_multiplier: dict[str, int] = {}  # rank_pattern keys PEFT adds for fused expert pairs: r times this
         self._dotted_targets: list[tuple[str, str]] | None = None
         self._refused: dict[tuple[str, str], list[str]] = {}  # (kind, last name component) -> targeted modules
+        self._entries_by_leaf: dict[str, list[str]] | None = None  # leaf -> listed entries, when none has a dot
+        self._mamba = arch.family in _MAMBA_MODEL_TYPES
+        self._compiled: dict[str, re.Pattern[str] | None] = {}  # each pattern compiled once per count
 
     def run(self) -> ParamCount:
         arch = self.arch
@@ -271,28 +272,33 @@ class _Counter:
             targets = self._all_linear()
         layers: list[AdaptedLayer] = []
         matched_by: dict[str, list[AdaptedLayer]] = {}
-        excluded = unmatched = 0
         if targets is not None:
-            for name in arch.module_names:
-                result = self._match(targets, name)
-                if result is None:
-                    unmatched += 1
-                    continue
-                if result is False:
-                    excluded += 1
+            spec = self.spec
+            # Without exclusions or a layer selection, every listed candidate is adapted: no need to ask _match.
+            selective = (
+                isinstance(targets, str)
+                or spec.exclude_modules
+                or self._saved_patterns
+                or not (spec.layers_to_transform is None or spec.layers_to_transform == [])
+            )
+            for name in self._candidates(targets):
+                if selective and not self._match(targets, name):
                     continue
                 layer = self._adapt(name)
                 if layer is not None:
                     layers.append(layer)
                     for target in self._entries_matching(targets, name):
-                        matched_by.setdefault(target, []).append(layer)
+                        if target in matched_by:
+                            matched_by[target].append(layer)
+                        else:
+                            matched_by[target] = [layer]
         self.errors += [_refusal(kind, names) for (kind, _), names in self._refused.items()]
-        param_layers = self._adapt_parameters(target_params, {layer.name for layer in layers})
-        layers += param_layers
+        if target_params:
+            layers += self._adapt_parameters(target_params, {layer.name for layer in layers})
         if not layers and not self.errors:
-            self.errors.append(self._no_match_message(targets, excluded, unmatched))
+            self.errors.append(self._no_match_message(targets))
 
-        copies = self._modules_to_save_copies({layer.name for layer in layers})
+        copies = self._modules_to_save_copies(layers)
         copied_roots = [root for roots in copies.values() for root in roots]
         mts_params = sum(self._subtree_full_numel(root, layers) for root in copied_roots)
         bias = self._trainable_bias(layers, copied_roots)
@@ -300,9 +306,8 @@ class _Counter:
         base = arch.total_params
         total = base + lora + mts_params
         # LoRA already inside a module that modules_to_save copies stays with the frozen original.
-        frozen_lora = sum(
-            layer.lora_params for layer in layers if any(layer.name.startswith(root + ".") for root in copied_roots)
-        )
+        frozen = tuple(root + "." for root in copied_roots)
+        frozen_lora = sum(layer.lora_params for layer in layers if layer.name.startswith(frozen)) if frozen else 0
         return ParamCount(
             base_params=base,
             trainable_params=lora - frozen_lora + mts_params + bias,
@@ -310,7 +315,7 @@ class _Counter:
             lora_params=lora,
             modules_to_save_params=mts_params,
             trainable_bias_params=bias,
-            naive_4bit_numel=total - self._packed_away(),
+            naive_4bit_numel=total - arch.packed_4bit_numel,
             layers=tuple(layers),
             targets=self._target_matches(targets, matched_by),
             unmatched_targets=self._unmatched(targets),
@@ -426,14 +431,14 @@ class _Counter:
         exclude = spec.exclude_modules
         if exclude:
             if isinstance(exclude, str):
-                if _fullmatch(exclude, key, self.errors):
+                if self._matches(exclude, key, whole=True):
                     return False
             elif key in exclude or any(key.endswith(f".{e}") for e in exclude):
                 return False
-        if self._saved_patterns and any(_search(pattern, key, self.errors) for pattern in self._saved_patterns):
+        if self._saved_patterns and any(self._matches(pattern, key) for pattern in self._saved_patterns):
             return False
         if isinstance(targets, str):
-            return True if _fullmatch(targets, key, self.errors) else None
+            return True if self._matches(targets, key, whole=True) else None
         target_set = self._target_set(targets)
         if key in target_set:
             return True
@@ -447,6 +452,53 @@ class _Counter:
             return None
         selected = index == layers if isinstance(layers, int) else index in layers
         return True if selected else None
+
+    def _candidates(self, targets: list[str] | str) -> Iterable[str]:
+        """The module names, in ``named_modules()`` order, that a list of targets matches.
+
+        An entry ``t`` matches a name equal to it or ending in ``"." + t``: either way the name's
+        last component is ``t``'s, so only the names sharing a last component with some entry are
+        looked at. The other names cannot be adapted, and trying them would change nothing but the
+        counts of the no-match message (recounted when needed), unless an exclusion regex is
+        invalid: PEFT reports it on the first name tried, so then every name is tried.
+        """
+        names = self.arch.module_names
+        if isinstance(targets, str) or not self._exclusion_regexes_compile():
+            return names
+        plain = {target for target in targets if "." not in target}  # every name with this last component
+        dotted = frozenset(target for target in targets if "." in target)
+        index = self.arch.names_by_leaf
+        positions = [position for leaf in plain for position in index.get(leaf, ())]
+        for leaf in {target[target.rfind(".") + 1 :] for target in dotted} - plain:
+            positions += [p for p in index.get(leaf, ()) if names[p] in dotted or _suffix_in(names[p], dotted)]
+        positions.sort()
+        return [names[position] for position in positions]
+
+    def _exclusion_regexes_compile(self) -> bool:
+        patterns = list(self._saved_patterns)
+        if isinstance(self.spec.exclude_modules, str):
+            patterns.append(self.spec.exclude_modules)
+        try:
+            for pattern in patterns:
+                re.compile(pattern)
+        except re.error:
+            return False
+        return True
+
+    def _matches(self, pattern: str, key: str, *, whole: bool = False) -> bool:
+        """``re.fullmatch`` (``whole``) or ``re.match``; an invalid pattern matches nothing and is reported once."""
+        try:
+            compiled = self._compiled[pattern]
+        except KeyError:
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                _note_regex_error(pattern, exc, self.errors)
+                compiled = None
+            self._compiled[pattern] = compiled
+        if compiled is None:
+            return False
+        return (compiled.fullmatch(key) if whole else compiled.match(key)) is not None
 
     def _target_set(self, targets: list[str]) -> frozenset[str]:
         if self._cached_targets is not targets:
@@ -470,7 +522,15 @@ class _Counter:
             return [targets]
         if self._dotted_targets is None:  # ".q_proj" spelled once per count, not once per adapted layer
             self._dotted_targets = [(t, f".{t}") for t in self._listed_targets()]
-        return [t for t, dotted in self._dotted_targets if name == t or name.endswith(dotted)] or [name]
+            self._entries_by_leaf = None if any("." in t for t in self._listed_targets()) else {}
+        by_leaf = self._entries_by_leaf
+        if by_leaf is None:
+            return [t for t, dotted in self._dotted_targets if name == t or name.endswith(dotted)] or [name]
+        # Entries without a dot match on the last name component alone: one answer per component.
+        leaf = name[name.rfind(".") + 1 :]
+        if leaf not in by_leaf:
+            by_leaf[leaf] = [t for t, _ in self._dotted_targets if leaf == t]
+        return by_leaf[leaf] or [name]
 
     def _listed_targets(self) -> list[str]:
         targets = self.spec.target_modules
@@ -494,13 +554,17 @@ class _Counter:
             kind = module.kind if module else "container"
             self._refused.setdefault((kind, name.rsplit(".", 1)[-1]), []).append(name)
             return None
-        leaf = name.rsplit(".", 1)[-1]
-        if self.arch.family in _MAMBA_MODEL_TYPES and leaf in _MAMBA_INCOMPATIBLE:
-            message = f"PEFT refuses LoRA on {leaf} in Mamba-based {self.arch.family} models (e.g. {name})"
-            if not any(error.startswith(message.partition(" (e.g.")[0]) for error in self.errors):
-                self.errors.append(message)
-            return None
-        r, alpha, follows = self._rank_alpha(name)
+        if self._mamba:
+            leaf = name[name.rfind(".") + 1 :]
+            if leaf in _MAMBA_INCOMPATIBLE:
+                message = f"PEFT refuses LoRA on {leaf} in Mamba-based {self.arch.family} models (e.g. {name})"
+                if not any(error.startswith(message.partition(" (e.g.")[0]) for error in self.errors):
+                    self.errors.append(message)
+                return None
+        if self.rank_pattern or self.alpha_pattern:
+            r, alpha, follows = self._rank_alpha(name)
+        else:  # the common case, without a regex per layer
+            r, alpha, follows = int(self.spec.r), self.spec.lora_alpha, 1
         size = module.in_features + module.out_features
         if module.kind == CONV:
             groups = _conv_groups(module)
@@ -518,9 +582,10 @@ class _Counter:
         layers = []
         if not names:
             return layers
+        leaves = {name[name.rfind(".") + 1 :] for name in names}  # a key matches only a name with its last component
         for module in self.arch.modules:
             for param, shape in module.params:
-                if module.tied_to and param == "weight":
+                if param not in leaves or (module.tied_to and param == "weight"):
                     continue
                 key = f"{module.name}.{param}"
                 if not (key in names or any(key.endswith(f".{n}") for n in names)):
@@ -552,19 +617,23 @@ class _Counter:
 
     def _pattern_key(self, pattern: dict[str, Any], key: str) -> str | None:
         for candidate in pattern:
-            if _search(rf"(.*\.)?({candidate})$", key, self.errors):
+            if self._matches(rf"(.*\.)?({candidate})$", key):
                 return candidate
         return None
 
     # -- what else becomes trainable -----------------------------------------------------
 
-    def _modules_to_save_copies(self, adapted: set[str]) -> dict[str, list[str]]:
+    def _modules_to_save_copies(self, layers: list[AdaptedLayer]) -> dict[str, list[str]]:
         """Entry -> the modules ``ModulesToSaveWrapper`` copies for it (outermost only)."""
         if not self.modules_to_save:
             return {}
+        adapted = {layer.name for layer in layers}
         copies: dict[str, list[str]] = {entry: [] for entry in self.modules_to_save}
         taken: list[str] = []
+        endings = tuple(self.modules_to_save)
         for name in self.arch.module_names:
+            if not name.endswith(endings):
+                continue
             entry = next((e for e in self.modules_to_save if name.endswith(e)), None)
             if entry is None or any(name.startswith(root + ".") for root in taken) or name in taken:
                 continue
@@ -597,18 +666,6 @@ class _Counter:
             if m.bias and m.name not in copied_roots and not m.name.startswith(frozen)
         )
 
-    def _packed_away(self) -> int:
-        """Elements bitsandbytes 4-bit packing hides from ``numel()``: half of each quantized weight.
-
-        transformers quantizes every Linear/Conv1D except the output layer and the
-        weights tied to the input embedding.
-        """
-        hidden = 0
-        for m in self.arch.modules:
-            if m.kind in (LINEAR, CONV1D) and m.name != self.arch.output_layer and not m.tied_to:
-                hidden += m.numel("weight") // 2
-        return hidden
-
     # -- reporting -----------------------------------------------------------------------
 
     def _target_matches(
@@ -627,20 +684,23 @@ class _Counter:
         result = []
         for entry in entries:
             adapted = matched_by.get(entry, [])
-            dotted = f".{entry}"
-            present = sum(1 for name in self.arch.module_names if name == entry or name.endswith(dotted))
+            present = len(self._names_matching(entry))
             result.append(TargetMatch(entry, present, len(adapted), _shapes(adapted)))
         return tuple(result)
+
+    def _names_matching(self, entry: str) -> list[str]:
+        """Module names equal to ``entry`` or ending in ``"." + entry`` (all share its last component)."""
+        names = self.arch.module_names
+        dotted = "." + entry
+        positions = self.arch.names_by_leaf.get(entry[entry.rfind(".") + 1 :], ())
+        return [names[p] for p in positions if names[p] == entry or names[p].endswith(dotted)]
 
     def _unmatched(self, targets: list[str] | str | None) -> tuple[str, ...]:
         if targets is None or self._regex_target() is not None:
             return ()
         moe_names = set(_MOE_TARGETS.get(self.arch.moe_conversion or "", {}))
-        names = self.arch.module_names
         return tuple(
-            entry
-            for entry in self._listed_targets()
-            if entry not in moe_names and not any(n == entry or n.endswith(f".{entry}") for n in names)
+            entry for entry in self._listed_targets() if entry not in moe_names and not self._names_matching(entry)
         )
 
     def _unused(self, pattern: dict[str, Any], layers: list[AdaptedLayer]) -> tuple[str, ...]:
@@ -648,9 +708,11 @@ class _Counter:
             key for key in pattern if not any(_search(rf"(.*\.)?({key})$", layer.name, []) for layer in layers)
         )
 
-    def _no_match_message(self, targets: list[str] | str | None, excluded: int, unmatched: int) -> str:
+    def _no_match_message(self, targets: list[str] | str | None) -> str:
         if targets is None:
             return "no target_modules"
+        results = [self._match(targets, name) for name in self.arch.module_names]
+        excluded, unmatched = results.count(False), results.count(None)
         if excluded and not unmatched:
             return "all modules were excluded (exclude_modules / modules_to_save)"
         return f"target modules {targets if isinstance(targets, str) else sorted(targets)} not found in the base model"
@@ -685,14 +747,6 @@ def _conv_groups(module: Module) -> int:
 
 def _shapes(layers: Iterable[AdaptedLayer]) -> tuple[tuple[int, int], ...]:
     return tuple(sorted({(layer.in_features, layer.out_features) for layer in layers}))
-
-
-def _fullmatch(pattern: str, key: str, errors: list[str]) -> bool:
-    try:
-        return re.fullmatch(pattern, key) is not None
-    except re.error as exc:
-        _note_regex_error(pattern, exc, errors)
-        return False
 
 
 def _search(pattern: str, key: str, errors: list[str]) -> bool:

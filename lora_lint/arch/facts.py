@@ -209,7 +209,7 @@ def _count_facts(count: ParamCount) -> dict[str, Any]:
                 "out_features": layer.out_features,
             }
             for layer in count.layers
-            if layer.r > min(layer.in_features, layer.out_features)
+            if layer.r > layer.in_features or layer.r > layer.out_features
         ],
     }
 
@@ -267,9 +267,9 @@ def _near_miss(target: str, valid: list[str]) -> str | None:
 
 
 def _head_facts(arch: Architecture, spec: AdapterSpec, count: ParamCount) -> dict[str, Any]:
-    adapted = {layer.name for layer in count.layers}
-    copied = {entry for entry, params in count.modules_to_save.items() if params}
     head = arch.classifier_head
+    adapted = {layer.name for layer in count.layers} if head is not None or arch.tied_embeddings else set()
+    copied = {entry for entry, params in count.modules_to_save.items() if params}
     head_trainable = None
     if head is not None:
         in_head = any(name == head or name.startswith(head + ".") for name in adapted)
@@ -280,12 +280,14 @@ def _head_facts(arch: Architecture, spec: AdapterSpec, count: ParamCount) -> dic
         tied_adapted = bool(tied_names & adapted) or any(
             name and name.endswith(entry) for name in tied_names for entry in copied
         )
-    heavy = {m.name for m in arch.modules if m.kind == EMBEDDING} | {arch.output_layer}
-    heavy_copies = [
-        {"entry": entry, "params": params}
-        for entry, params in count.modules_to_save.items()
-        if params and any(name and name.endswith(entry) for name in heavy)
-    ]
+    heavy_copies = []
+    if copied:  # the embedding names are looked up only when modules_to_save copied something
+        heavy = {m.name for m in arch.modules if m.kind == EMBEDDING} | {arch.output_layer}
+        heavy_copies = [
+            {"entry": entry, "params": params}
+            for entry, params in count.modules_to_save.items()
+            if params and any(name and name.endswith(entry) for name in heavy)
+        ]
     return {
         "classifier_head_trainable": head_trainable,
         "tied_embedding_adapted": tied_adapted,

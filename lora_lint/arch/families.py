@@ -52,8 +52,16 @@ class Config:
         self.raw = raw
         self.defaults = defaults
         self.aliases = aliases
+        self._read: dict[str, Any] = {}  # a layout asks for the same keys once per layer
 
     def __getitem__(self, key: str) -> Any:
+        try:
+            return self._read[key]
+        except KeyError:
+            value = self._read[key] = self._lookup(key)
+            return value
+
+    def _lookup(self, key: str) -> Any:
         key = self.aliases.get(key, key)
         if key in self.raw:
             return self.raw[key]
@@ -153,16 +161,17 @@ def _decoder(
         hidden, heads, kv = c["hidden_size"], c["num_attention_heads"], _kv_heads(c)
         hd = head_dim(c)
         layer_norms = norms(c) if callable(norms) else norms
+        has_qkv_bias, has_o_bias = qkv_bias(c), o_bias(c)  # the same for every layer
         b.embedding("model.embed_tokens", c["vocab_size"], hidden)
         for i in range(c["num_hidden_layers"]):
             p = f"model.layers.{i}"
             if fused_qkv:
-                b.linear(f"{p}.self_attn.{o_name}", heads * hd, hidden, o_bias(c))
+                b.linear(f"{p}.self_attn.{o_name}", heads * hd, hidden, has_o_bias)
                 b.linear(
                     f"{p}.self_attn.qkv_proj",
                     hidden,
                     (heads + 2 * kv) * hd,
-                    qkv_bias(c),
+                    has_qkv_bias,
                 )
             else:
                 for name, out in (
@@ -170,8 +179,8 @@ def _decoder(
                     ("k_proj", kv * hd),
                     ("v_proj", kv * hd),
                 ):
-                    b.linear(f"{p}.self_attn.{name}", hidden, out, qkv_bias(c))
-                b.linear(f"{p}.self_attn.{o_name}", heads * hd, hidden, o_bias(c))
+                    b.linear(f"{p}.self_attn.{name}", hidden, out, has_qkv_bias)
+                b.linear(f"{p}.self_attn.{o_name}", heads * hd, hidden, has_o_bias)
             if qk_norm:
                 qk_norm(c, b, f"{p}.self_attn", heads, kv, hd)
             mlp(c, b, f"{p}.mlp", i)
@@ -200,19 +209,19 @@ def _gated_mlp(
     bias: Callable[[Config], bool] = lambda c: False,
 ) -> Callable[[Config, Builder, str, int], None]:
     def mlp(c: Config, b: Builder, p: str, layer: int, inter: int | None = None) -> None:
-        hidden, inter = c["hidden_size"], inter or c["intermediate_size"]
-        b.linear(f"{p}.gate_proj", hidden, inter, bias(c))
-        b.linear(f"{p}.up_proj", hidden, inter, bias(c))
-        b.linear(f"{p}.down_proj", inter, hidden, bias(c))
+        hidden, inter, has_bias = c["hidden_size"], inter or c["intermediate_size"], bias(c)
+        b.linear(f"{p}.gate_proj", hidden, inter, has_bias)
+        b.linear(f"{p}.up_proj", hidden, inter, has_bias)
+        b.linear(f"{p}.down_proj", inter, hidden, has_bias)
 
     return mlp
 
 
 def _plain_mlp(up: str, down: str, bias: Callable[[Config], bool]) -> Callable[[Config, Builder, str, int], None]:
     def mlp(c: Config, b: Builder, p: str, layer: int) -> None:
-        hidden, inter = c["hidden_size"], c["intermediate_size"]
-        b.linear(f"{p}.{up}", hidden, inter, bias(c))
-        b.linear(f"{p}.{down}", inter, hidden, bias(c))
+        hidden, inter, has_bias = c["hidden_size"], c["intermediate_size"], bias(c)
+        b.linear(f"{p}.{up}", hidden, inter, has_bias)
+        b.linear(f"{p}.{down}", inter, hidden, has_bias)
 
     return mlp
 

@@ -93,7 +93,7 @@ def _moved_name(name: str, prefix: str) -> str:
 
 def _moved(module: Module, prefix: str) -> Module:
     tied = _moved_name(module.tied_to, prefix) if module.tied_to else None
-    return replace(module, name=_moved_name(module.name, prefix), tied_to=tied)
+    return module.renamed(_moved_name(module.name, prefix), tied)
 
 
 def _size(value: Any) -> int:

@@ -64,6 +64,10 @@ class Module(Record):
         self.out_features = out_features
         self.tied_to = tied_to
 
+    def renamed(self, name: str, tied_to: str | None) -> Module:
+        """This module under another name (a model nested in a composite one); ``replace`` costs more."""
+        return Module(name, self.kind, self.params, self.in_features, self.out_features, tied_to)
+
     @property
     def bias(self) -> bool:
         return any(param == "bias" for param, _ in self.params)
@@ -106,23 +110,66 @@ class Architecture(Record):
     def by_name(self) -> dict[str, Module]:
         return {module.name: module for module in self.modules}
 
-    @cached_property
+    @property
     def module_names(self) -> tuple[str, ...]:
         """Every name ``named_modules()`` yields that matters: modules with parameters and their ancestors."""
+        return self._name_index[0]
+
+    @property
+    def names_by_leaf(self) -> dict[str, list[int]]:
+        """Positions in :attr:`module_names` by last name component: the names a target entry can match."""
+        return self._name_index[1]
+
+    @cached_property
+    def _name_index(self) -> tuple[tuple[str, ...], dict[str, list[int]]]:
         names: dict[str, None] = {}
+        by_leaf: dict[str, list[int]] = {}
+        known_parent = ""  # most modules are siblings of the one before
         for module in self.modules:
+            name = module.name
+            parent, _, leaf = name.rpartition(".")
             # Every name listed has its ancestors listed before it: a known parent means known ancestors.
-            if module.name.rpartition(".")[0] not in names:
-                parts = module.name.split(".")
-                for depth in range(1, len(parts)):
-                    names.setdefault(".".join(parts[:depth]), None)
-            names.setdefault(module.name, None)
-        return tuple(names)
+            if parent != known_parent:
+                if parent and parent not in names:
+                    parts = name.split(".")
+                    for depth in range(1, len(parts)):
+                        ancestor = ".".join(parts[:depth])
+                        if ancestor not in names:
+                            by_leaf.setdefault(parts[depth - 1], []).append(len(names))
+                            names[ancestor] = None
+                known_parent = parent
+            if name not in names:
+                if leaf in by_leaf:
+                    by_leaf[leaf].append(len(names))
+                else:
+                    by_leaf[leaf] = [len(names)]
+                names[name] = None
+        return tuple(names), by_leaf
 
     @cached_property
     def total_params(self) -> int:
         """Parameters of the base model, each shared tensor once (``sum(p.numel() for p in model.parameters())``)."""
-        return sum(module.own_numel for module in self.modules)
+        total = 0
+        for module in self.modules:
+            tied = module.tied_to
+            for param, shape in module.params:
+                if not (tied and param == "weight"):
+                    total += prod(shape)
+        return total
+
+    @cached_property
+    def packed_4bit_numel(self) -> int:
+        """Elements bitsandbytes 4-bit packing hides from ``numel()``: half of each quantized weight.
+
+        transformers quantizes every Linear/Conv1D except the output layer and the
+        weights tied to the input embedding.
+        """
+        hidden = 0
+        output = self.output_layer
+        for m in self.modules:
+            if (m.kind == LINEAR or m.kind == CONV1D) and not m.tied_to and m.name != output:
+                hidden += m.in_features * m.out_features // 2  # the weight's elements, (out, in) or Conv1D's (in, out)
+        return hidden
 
     def subtree(self, name: str) -> list[Module]:
         """The module called ``name`` and everything below it."""
@@ -150,10 +197,9 @@ class Builder:
         *,
         tied_to: str | None = None,
     ) -> None:
-        params = [("weight", (out_features, in_features))]
-        if bias:
-            params.append(("bias", (out_features,)))
-        self.modules.append(Module(name, LINEAR, tuple(params), in_features, out_features, tied_to))
+        weight = ("weight", (out_features, in_features))
+        params = (weight, ("bias", (out_features,))) if bias else (weight,)
+        self.modules.append(Module(name, LINEAR, params, in_features, out_features, tied_to))
 
     def conv1d(self, name: str, in_features: int, out_features: int) -> None:
         params = (("weight", (in_features, out_features)), ("bias", (out_features,)))
@@ -180,9 +226,13 @@ class Builder:
         bias: bool = False,
     ) -> None:
         shape = shape if isinstance(shape, tuple) else (shape,)
-        params = [(param, shape) for param, present in (("weight", weight), ("bias", bias)) if present]
-        if params:
-            self.modules.append(Module(name, NORM, tuple(params)))
+        if weight:
+            params = (("weight", shape), ("bias", shape)) if bias else (("weight", shape),)
+        elif bias:
+            params = (("bias", shape),)
+        else:
+            return
+        self.modules.append(Module(name, NORM, params))
 
     def experts(self, name: str, num_experts: int, hidden: int, intermediate: int) -> None:
         params = (
