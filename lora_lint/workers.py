@@ -1,15 +1,18 @@
-"""Lint a long list of files on several cores: fork after start-up, one contiguous share per process.
+"""Lint a long list of files on several cores: fork after start-up, then take chunks of files in turn.
 
-Start-up (Python, PyYAML, the rule pack) is paid once, before the fork; each forked
-worker then lints its share with everything already loaded, and sends its results back
-through a pipe, pickled. Shares are contiguous runs of the file list, of about equal
-bytes, so configs of one folder (often of one base model) share a worker and its
-memoized architectures, and the results come back in the file list's order.
+Start-up (Python, PyYAML, the rule pack) is paid once, before the fork. The files are cut
+into chunks of consecutive files (configs of one folder, often of one base model, stay
+together and share a worker's memoized architectures), and the chunks' numbers are written
+into a pipe that every process, this one included, reads four bytes at a time: each number
+goes to exactly one reader, and a process that finishes early takes the next chunk, so no
+process waits on another's share of slow files (how long a config takes depends more on
+whether its base model was seen before than on its size). Workers send their results back
+through a pipe, pickled, and the results are put back in the file list's order.
 
 What comes back is what reports read: path, format, findings, error, skip reason, and
 the public facts when they are asked for (``report_facts``). A worker that fails for
-any reason is not trusted: its share is linted again in the parent, which then raises
-whatever the worker met. Platforms without ``fork`` lint in one process.
+any reason is not trusted: the chunks it took are linted again in the parent, which then
+raises whatever the worker met. Platforms without ``fork`` lint in one process.
 """
 
 from __future__ import annotations
@@ -22,8 +25,15 @@ if TYPE_CHECKING:
 
     from lora_lint.engine import FileResult
 
+    Chunk = list[tuple[str, bool]]
+
 MIN_FILES_PER_WORKER = 16
 """Fewer files than this per extra process do not repay a fork and the pickling (~2 ms each)."""
+CHUNKS_PER_WORKER = 16
+"""Enough chunks that the last one to finish is short; few enough that a base model seldom spans two processes."""
+_TOKEN = 4  # bytes per chunk number in the pipe
+MAX_WORKERS = 64
+"""All chunk numbers are written before any worker reads them: 64 x 16 x 4 bytes fill at most one 4 KiB page of pipe."""
 
 
 def worker_count(files: int, requested: int | None = None) -> int:
@@ -32,7 +42,7 @@ def worker_count(files: int, requested: int | None = None) -> int:
         return 1
     if requested is None:
         requested = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(requested, files // MIN_FILES_PER_WORKER))
+    return max(1, min(requested, files // MIN_FILES_PER_WORKER, MAX_WORKERS))
 
 
 def lint_in_workers(
@@ -42,35 +52,47 @@ def lint_in_workers(
     *,
     keep_facts: bool,
 ) -> list[FileResult]:
-    """``lint_share`` over ``candidates`` split into ``workers`` shares, the first in this process."""
-    shares = _split(candidates, workers)
-    children = [_fork(share, lint_share, keep_facts) for share in shares[1:]]
-    results = lint_share(shares[0])
-    for share, (pid, reader) in zip(shares[1:], children):
-        returned = _collect(pid, reader)
-        results.extend(returned if returned is not None else lint_share(share))
-    return results
+    """``lint_share`` over ``candidates``, chunk by chunk, in ``workers`` processes (this one included)."""
+    chunks = split_into_chunks(candidates, workers * CHUNKS_PER_WORKER)
+    queue, queue_writer = os.pipe()
+    os.write(queue_writer, b"".join(index.to_bytes(_TOKEN, "little") for index in range(len(chunks))))
+    children = [_fork(chunks, queue, queue_writer, lint_share, keep_facts) for _ in range(workers - 1)]
+    os.close(queue_writer)
+    done = _take_chunks(chunks, queue, lint_share)
+    os.close(queue)
+    for pid, reader in children:
+        done.update(_collect(pid, reader) or {})
+    for index in range(len(chunks)):
+        if index not in done:  # taken by a worker that failed
+            done[index] = lint_share(chunks[index])
+    return [result for index in range(len(chunks)) for result in done[index]]
 
 
-def _split(candidates: list[tuple[str, bool]], workers: int) -> list[list[tuple[str, bool]]]:
-    """Contiguous shares of about equal size on disk (one file's size at most apart)."""
-    sizes = []
-    for path, _ in candidates:
-        try:
-            sizes.append(os.path.getsize(path))
-        except OSError:
-            sizes.append(0)
-    total = sum(sizes) or 1
-    shares: list[list[tuple[str, bool]]] = [[] for _ in range(workers)]
-    running = 0
-    for candidate, size in zip(candidates, sizes):
-        shares[min(workers - 1, running * workers // total)].append(candidate)
-        running += size
-    return [share for share in shares if share] or [[]]
+def split_into_chunks(candidates: list[tuple[str, bool]], count: int) -> list[Chunk]:
+    """``candidates`` cut into at most ``count`` runs of consecutive files, as equal in length as they can be."""
+    size = max(1, -(-len(candidates) // max(count, 1)))
+    return [candidates[start : start + size] for start in range(0, len(candidates), size)] or [[]]
+
+
+def _take_chunks(
+    chunks: list[Chunk], queue: int, lint_share: Callable[[list[tuple[str, bool]]], list[FileResult]]
+) -> dict[int, list[FileResult]]:
+    """Lint the chunks whose numbers this process reads from ``queue``, until it is empty."""
+    done = {}
+    while True:
+        token = os.read(queue, _TOKEN)
+        if len(token) < _TOKEN:
+            return done
+        index = int.from_bytes(token, "little")
+        done[index] = lint_share(chunks[index])
 
 
 def _fork(
-    share: list[tuple[str, bool]], lint_share: Callable[[list[tuple[str, bool]]], list[FileResult]], keep_facts: bool
+    chunks: list[Chunk],
+    queue: int,
+    queue_writer: int,
+    lint_share: Callable[[list[tuple[str, bool]]], list[FileResult]],
+    keep_facts: bool,
 ) -> tuple[int, int]:
     import pickle  # only a run on several cores needs it
 
@@ -82,7 +104,10 @@ def _fork(
     status = 1
     try:  # the worker: lint, send, and leave without running the parent's exit handlers
         os.close(reader)
-        payload = pickle.dumps([_portable(result, keep_facts) for result in lint_share(share)], pickle.HIGHEST_PROTOCOL)
+        os.close(queue_writer)  # the queue ends when every copy of its writing end is closed
+        done = _take_chunks(chunks, queue, lint_share)
+        portable = {index: [_portable(result, keep_facts) for result in results] for index, results in done.items()}
+        payload = pickle.dumps(portable, pickle.HIGHEST_PROTOCOL)
         with os.fdopen(writer, "wb") as pipe:
             pipe.write(payload)
         status = 0
@@ -90,8 +115,8 @@ def _fork(
         os._exit(status)
 
 
-def _collect(pid: int, reader: int) -> list[FileResult] | None:
-    """The worker's results, or None when it did not finish cleanly."""
+def _collect(pid: int, reader: int) -> dict[int, list[FileResult]] | None:
+    """The worker's results by chunk number, or None when it did not finish cleanly."""
     import pickle
 
     with os.fdopen(reader, "rb") as pipe:
@@ -100,8 +125,8 @@ def _collect(pid: int, reader: int) -> list[FileResult] | None:
     if status != 0 or not payload:
         return None
     try:
-        return [_restored(fields) for fields in pickle.loads(payload)]
-    except Exception:  # noqa: BLE001 - a garbled answer is a failed worker: its share is linted again
+        return {index: [_restored(fields) for fields in results] for index, results in pickle.loads(payload).items()}
+    except Exception:  # noqa: BLE001 - a garbled answer is a failed worker: its chunks are linted again
         return None
 
 

@@ -65,12 +65,31 @@ def test_worker_count_follows_the_files():
     assert workers.worker_count(1000) >= 1
 
 
-def test_shares_are_contiguous_and_complete(tmp_path):
-    files = []
-    for index in range(50):
-        path = tmp_path / f"{index:02}.yaml"
-        path.write_text("x" * (1 + index % 7) * 100)
-        files.append((str(path), False))
-    shares = workers._split(files, 3)
-    assert [candidate for share in shares for candidate in share] == files
-    assert len(shares) == 3 and all(shares)
+def test_chunks_are_consecutive_complete_and_in_order():
+    files = [(f"{index:02}.yaml", False) for index in range(50)]
+    chunks = workers.split_into_chunks(files, 16)
+    assert [candidate for chunk in chunks for candidate in chunk] == files
+    assert len(chunks) <= 16 and all(chunks)
+    assert {len(chunk) for chunk in chunks[:-1]} == {4}
+    assert workers.split_into_chunks(files[:3], 16) == [[f] for f in files[:3]]
+
+
+def test_a_worker_done_early_takes_the_remaining_chunks(folder, monkeypatch):
+    """One slow chunk in the parent does not hold back the rest: the worker takes every other chunk."""
+    parent = os.getpid()
+    real = Linter._lint_candidates
+    taken = []
+
+    def slow_first_chunk_in_parent(self, chunk):
+        if os.getpid() == parent:
+            taken.append(len(chunk))
+            if len(taken) == 1:
+                import time
+
+                time.sleep(2)
+        return real(self, chunk)
+
+    expected = _reports(folder, 1, "json")
+    monkeypatch.setattr(Linter, "_lint_candidates", slow_first_chunk_in_parent)
+    assert _reports(folder, 2, "json") == expected
+    assert len(taken) < workers.CHUNKS_PER_WORKER  # the worker took the chunks the parent did not get to
