@@ -86,7 +86,7 @@ def test_a_worker_done_early_takes_the_remaining_chunks(folder, monkeypatch):
             if len(taken) == 1:
                 import time
 
-                time.sleep(2)
+                time.sleep(1)
         return real(self, chunk)
 
     expected = _reports(folder, 1, "json")
