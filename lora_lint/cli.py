@@ -27,14 +27,21 @@ EXIT_USAGE = 2
 
 
 class _HelpFormatter(argparse.HelpFormatter):
-    """argparse's formatter, minus its ``import shutil`` (which loads bz2 and lzma: ~3 ms) for the width."""
+    """argparse's formatter, minus its ``import shutil`` (which loads bz2 and lzma: ~3 ms) for the width.
+
+    argparse makes one for every argument it adds, so the width is found once per process.
+    """
+
+    _width: int | None = None
 
     def __init__(self, prog: str) -> None:
-        try:
-            width = os.get_terminal_size(sys.stdout.fileno()).columns
-        except (OSError, ValueError, AttributeError):
-            width = int(os.environ.get("COLUMNS", 80))
-        super().__init__(prog, width=max(width - 2, 40))
+        if _HelpFormatter._width is None:
+            try:
+                width = os.get_terminal_size(sys.stdout.fileno()).columns
+            except (OSError, ValueError, AttributeError):
+                width = int(os.environ.get("COLUMNS", 80))
+            _HelpFormatter._width = max(width - 2, 40)
+        super().__init__(prog, width=_HelpFormatter._width)
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
