@@ -188,3 +188,27 @@ def test_axolotl_zero2_keeps_the_upcast(tmp_path: Path):
     (tmp_path / "ds.json").write_text('{"zero_optimization": {"stage": 2}}')
     facts = facts_for(AXOLOTL_MOE_QLORA + "deepspeed: ds.json\n", str(tmp_path / "moe.yml"))
     assert facts["memory_breakdown"]["unquantized_weights"] == 2 * QWEN3_30B_A3B_OTHERS + 4 * QWEN3_30B_A3B_EXPERTS
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        (AXOLOTL_MOE_QLORA + "fsdp: [full_shard, auto_wrap]\n", "FSDP shards the weights"),
+        (AXOLOTL_MOE_QLORA + "deepspeed: deepspeed_configs/zero3_bf16.json\n", "DeepSpeed ZeRO-3 shards"),
+        (AXOLOTL_MOE_QLORA.replace("Qwen/Qwen3-30B-A3B", "nvidia/Qwen3-30B-A3B-NVFP4"), "stores its weights as NVFP4"),
+    ],
+)
+def test_no_single_gpu_verdict_where_the_config_cannot_tell(source: str, reason: str):
+    setup = read_file("moe.yml", source.encode())[0]
+    arch = architecture_facts(setup, cwd=Path.cwd(), user_models={})
+    facts = memory_facts(setup, arch, gpu="A100-80GB", usable_bytes=None, safety_margin=0.1)
+    assert reason in facts["memory_unchecked"]
+    assert facts["memory_fits"] is None and facts["memory_within_margin"] is None
+    assert facts["peak_memory_bytes"] > 0  # the estimate itself is still reported
+
+
+def test_a_plain_single_gpu_run_is_compared():
+    setup = read_file("moe.yml", AXOLOTL_MOE_QLORA.encode())[0]
+    arch = architecture_facts(setup, cwd=Path.cwd(), user_models={})
+    facts = memory_facts(setup, arch, gpu="A100-80GB", usable_bytes=None, safety_margin=0.1)
+    assert facts["memory_unchecked"] is None and facts["memory_fits"] is False

@@ -121,7 +121,9 @@ def _render(report: dict) -> str:
     for name, size in report["memory_breakdown"].items():
         lines.append(f"    {name:<{width}}  {size / GIB:8.3f} GiB  {100 * size / peak:5.1f}%")
     gpu = report["gpu"]
-    if gpu:
+    if gpu and report.get("memory_unchecked"):
+        lines.append(f"  {gpu['name']}: {gpu['memory_bytes'] / GIB:.1f} GiB, not compared: {report['memory_unchecked']}")
+    elif gpu:
         verdict = "fits" if report["memory_fits"] else "DOES NOT FIT"
         lines.append(f"  {gpu['name']}: {gpu['memory_bytes'] / GIB:.1f} GiB, {verdict}, "
                      f"headroom {report['memory_headroom_bytes'] / GIB:.2f} GiB")  # fmt: skip

@@ -26,6 +26,7 @@ def empty_facts() -> dict[str, Any]:
         "gpu_memory_gib": None,
         "gpu_error": None,
         "memory_headroom_bytes": None,
+        "memory_unchecked": None,
         "memory_fits": None,
         "memory_within_margin": None,
         "memory_suggestions": [],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lora_lint.memory import empty_facts
 from lora_lint.memory.estimate import MemoryEstimate, estimate_for_shape
-from lora_lint.memory.inputs import TrainingInputs
+from lora_lint.memory.inputs import TrainingInputs, why_memory_unchecked
 from lora_lint.memory.shape import shape_from_architecture
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms of start-up; annotations stay strings
@@ -45,8 +45,8 @@ def memory_facts(
     shape = shape_from_architecture(arch, param_count)
     training = TrainingInputs.from_setup(setup)
     estimate = estimate_for_shape(shape, training)
-    facts.update(_estimate_facts(estimate))
-    if target is None:
+    facts.update(_estimate_facts(estimate), memory_unchecked=why_memory_unchecked(setup, arch_facts.get("base_model")))
+    if target is None or facts["memory_unchecked"]:
         return facts
     # imported here: only runs with a target GPU need it
     from lora_lint.memory.suggestions import suggest_changes, wording_for

@@ -222,6 +222,33 @@ def kbit_convention(setup: LoraSetup) -> tuple[bool, bool, bool, str]:
     return prepared, upcast, False, text
 
 
+_STORED_QUANTIZATION = (
+    r"[-_.](nvfp4|mxfp4|fp8(?:-dynamic)?|gptq(?:-int[48])?|awq|int[48]|w[48]a(?:8|16)|exl2|hqq|aqlm)(?:$|[-_.])"
+)
+"""Name parts of checkpoints that store their weights in a format other than bitsandbytes' (which the estimator
+models): the loaded model's size depends on that format's own layout."""
+
+
+def why_memory_unchecked(setup: LoraSetup, base_model: Any) -> str | None:
+    """Why no single GPU can be compared with the estimate, or None when it can.
+
+    FSDP and DeepSpeed ZeRO-3 spread the weights over a number of devices that is a launcher setting, never in the
+    config; a checkpoint stored as NVFP4, FP8, GPTQ, AWQ... loads at a size the estimator does not model.
+    """
+    extras = setup.extras
+    if extras.get("fsdp") is True:
+        return "FSDP shards the weights over a number of GPUs the config does not state"
+    if _deepspeed_stage(extras.get("deepspeed"), setup.path) == 3:
+        return "DeepSpeed ZeRO-3 shards the weights over a number of GPUs the config does not state"
+    if isinstance(base_model, str):
+        import re
+
+        stored = re.search(_STORED_QUANTIZATION, base_model.rsplit("/", 1)[-1], flags=re.IGNORECASE)
+        if stored:
+            return f"{base_model} stores its weights as {stored.group(1).upper()}, a format the estimate does not model"
+    return None
+
+
 def _axolotl_skips_kbit_preparation(setup: LoraSetup) -> bool:
     """axolotl's ``ModelLoader``: FSDP with ``adapter: qlora``, or a DeepSpeed ZeRO-3 config, keeps one dtype."""
     extras = setup.extras
