@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -212,3 +213,12 @@ def test_a_plain_single_gpu_run_is_compared():
     arch = architecture_facts(setup, cwd=Path.cwd(), user_models={})
     facts = memory_facts(setup, arch, gpu="A100-80GB", usable_bytes=None, safety_margin=0.1)
     assert facts["memory_unchecked"] is None and facts["memory_fits"] is False
+
+
+def test_a_deepspeed_path_that_is_not_a_file_is_never_opened(tmp_path: Path):
+    """A FIFO or a device named as the DeepSpeed config would block or never end: only regular files are read."""
+    os.mkfifo(tmp_path / "zero.json")
+    facts = facts_for(AXOLOTL_MOE_QLORA + "deepspeed: zero.json\n", str(tmp_path / "moe.yml"))
+    assert facts["memory_unchecked"] is None  # no stage known: the single-GPU comparison stands
+    facts = facts_for(AXOLOTL_MOE_QLORA + "deepspeed: /dev/zero\n", str(tmp_path / "moe.yml"))
+    assert facts["memory_unchecked"] is None

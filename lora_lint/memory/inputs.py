@@ -270,8 +270,8 @@ def _deepspeed_stage(deepspeed: Any, config_path: str) -> int | None:
 
     for candidate in (os.path.join(os.path.dirname(config_path), deepspeed), deepspeed):
         try:
-            if os.path.getsize(candidate) > 1_000_000:  # not a DeepSpeed config
-                return None
+            if not os.path.isfile(candidate) or os.path.getsize(candidate) > 1_000_000:  # a device, a FIFO, not a config
+                continue
             with open(candidate, encoding="utf-8") as handle:
                 return _deepspeed_stage(json.load(handle), config_path)
         except (OSError, ValueError, RecursionError):
