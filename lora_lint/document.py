@@ -30,6 +30,8 @@ except ImportError:  # pragma: no cover
 
 _TAGS: dict[tuple[Any, Any, Any], str] = {}
 _TAGS_LIMIT = 8192
+_TAG_MEMO_MAX_TEXT = 256
+"""Longer scalars are resolved each time: the memo then holds at most ~2 MB of text, whatever a folder contains."""
 
 
 class _ComposeLoader(_SafeLoader):  # type: ignore[misc, valid-type]
@@ -43,6 +45,8 @@ class _ComposeLoader(_SafeLoader):  # type: ignore[misc, valid-type]
     """
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        if value is not None and len(value) > _TAG_MEMO_MAX_TEXT:  # long text (a prompt) is rarely repeated
+            return _SafeLoader.resolve(self, kind, value, implicit)
         key = (kind, value, implicit)
         tag = _TAGS.get(key)
         if tag is None:
