@@ -136,18 +136,15 @@ def summarize(tensors: dict[str, tuple[str, tuple[int, ...]]]) -> dict[str, Any]
 
 
 def saved_weights_facts(setup: LoraSetup, facts: dict[str, Any]) -> dict[str, Any]:
-    """``saved_weights`` (the summary) and ``saved_weights_mismatch`` of a saved adapter.
+    """``saved_weights`` (the summary) and ``saved_weights_mismatch`` of a PEFT ``adapter_config.json``.
 
-    Only a PEFT ``adapter_config.json`` has weights beside it; every other setup gets None for both.
+    {} when no weights file sits beside the config: :func:`~lora_lint.facts.compute_facts` keeps None for both.
     A weights file that cannot be read (malformed or hostile header, truncated) is an
     :class:`~lora_lint.document.InputError`: the adapter cannot be loaded at all, like a config that cannot be parsed.
     """
-    empty = {"saved_weights": None, "saved_weights_mismatch": None}
-    if setup.format != "peft":
-        return empty
     path = os.path.join(os.path.dirname(setup.path), WEIGHTS_FILE)
     if not os.path.isfile(path):
-        return empty
+        return {}
     try:
         summary = summarize(read_header(path))
     except AdapterWeightsError as exc:
@@ -157,7 +154,7 @@ def saved_weights_facts(setup: LoraSetup, facts: dict[str, Any]) -> dict[str, An
     ranks = summary.pop("ranks")
     summary["path"] = path
     summary["rank_counts"] = {str(rank): count for rank, count in sorted(_rank_counts(ranks).items())}
-    return dict(empty, saved_weights=summary, saved_weights_mismatch=mismatch(ranks, summary, facts))
+    return {"saved_weights": summary, "saved_weights_mismatch": mismatch(ranks, summary, facts)}
 
 
 def _rank_counts(ranks: dict[str, int]) -> dict[int, int]:

@@ -48,12 +48,11 @@ def compute_facts(setup: LoraSetup, project: Project, *, predict_memory: bool = 
 
     facts.update(adapter_facts(setup, facts))
     facts.update(architecture_facts(setup, cwd=os.getcwd(), user_models=project.models))
+    facts.update(saved_weights=None, saved_weights_mismatch=None)
     if setup.format == "peft":  # only a saved adapter has weights beside it
         from lora_lint.adapter_weights import saved_weights_facts
 
         facts.update(saved_weights_facts(setup, facts))
-    else:
-        facts.update(saved_weights=None, saved_weights_mismatch=None)
     if facts["trainable_params"] is None and facts["saved_weights"]:
         facts["trainable_params"] = facts["saved_weights"]["params"]  # exact from the saved shapes
     if not (predict_memory or project.gpu or project.usable_memory_gb):
