@@ -15,11 +15,10 @@ cells are counted from 1 in file order, markdown cells included, as they appear 
 from __future__ import annotations
 
 import bisect
-import json
 import re
 
 from lora_lint.document import MAX_BYTES as DOCUMENT_MAX_BYTES
-from lora_lint.document import InputError, decode, json_tokens
+from lora_lint.document import InputError, decode, json_tokens, parse_json
 from lora_lint.lora_setup import KeyUse, Location, LoraSetup, ReaderNote
 
 TYPE_CHECKING = False
@@ -85,12 +84,7 @@ def notebook_text(raw: bytes) -> str:
 
 def code_lines(text: str) -> list[CodeLine]:
     """Every line of every code cell, in order, with where it sits in the file."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not a Jupyter notebook: invalid JSON: {exc.msg}", exc.lineno, exc.colno) from None
-    except RecursionError:
-        raise InputError("not a Jupyter notebook: nesting too deep") from None
+    data = parse_json(text, "not a Jupyter notebook: ")
     cells = _cells(data)
     positions = _source_positions(text, data)
     out: list[CodeLine] = []
