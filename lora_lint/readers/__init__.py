@@ -36,6 +36,8 @@ READERS = {
 }
 """Format name -> reader module (with a ``read(doc)`` function), imported only when a file needs it."""
 FORMATS = (*READERS, "python")
+PYTHON_MARKERS = ("LoraConfig", "get_peft_model")
+"""Python code (a script, a notebook's cells) without either name has no setup the Python reader would find."""
 
 
 def read_file(path: str, raw: bytes) -> list[LoraSetup]:
@@ -46,7 +48,7 @@ def read_file(path: str, raw: bytes) -> list[LoraSetup]:
         return notebook.read(path, raw)
     if path.endswith(".py"):
         text = decode(raw)
-        if "LoraConfig" not in text and "get_peft_model" not in text:
+        if not any(marker in text for marker in PYTHON_MARKERS):
             return []
         from lora_lint.readers import python
 

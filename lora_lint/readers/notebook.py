@@ -20,6 +20,7 @@ import re
 from lora_lint.document import MAX_BYTES as DOCUMENT_MAX_BYTES
 from lora_lint.document import InputError, decode, json_tokens, parse_json
 from lora_lint.lora_setup import KeyUse, Location, LoraSetup, ReaderNote
+from lora_lint.readers import PYTHON_MARKERS
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -27,8 +28,6 @@ if TYPE_CHECKING:
 
 MAX_BYTES = 50 * 1024 * 1024
 """Notebooks carry their outputs (images, tables): larger than any config, but bounded."""
-LORA_MARKERS = ("LoraConfig", "get_peft_model")
-"""A notebook without either string has no setup the Python reader would find: no need to parse it."""
 
 PYTHON_CELL_MAGICS = ("time", "timeit", "capture", "prun")
 """Cell magics whose body is Python that runs in the notebook's namespace."""
@@ -51,7 +50,7 @@ class CodeLine:
 def read(path: str, raw: bytes) -> list[LoraSetup]:
     """The LoRA setups of a notebook's code, located in the notebook file."""
     text = notebook_text(raw)
-    if not any(marker in text for marker in LORA_MARKERS):
+    if not any(marker in text for marker in PYTHON_MARKERS):
         return []
     lines = code_lines(text)
     code = "\n".join(_python_lines(lines)) + "\n"
