@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
     from lora_lint.engine import FileResult
 
-    Chunk = list[tuple[str, bool]]
+    Chunk = list[tuple[str, bool]]  # (path, named on the command line) of consecutive files
+    LintShare = Callable[[Chunk], list[FileResult]]
 
 MIN_FILES_PER_WORKER = 16
 """Fewer files than this per extra process do not repay a fork and the pickling (~2 ms each)."""
@@ -48,7 +49,7 @@ def worker_count(files: int, requested: int | None = None) -> int:
 def lint_in_workers(
     candidates: list[tuple[str, bool]],
     workers: int,
-    lint_share: Callable[[list[tuple[str, bool]]], list[FileResult]],
+    lint_share: LintShare,
     *,
     keep_facts: bool,
 ) -> list[FileResult]:
@@ -74,9 +75,7 @@ def split_into_chunks(candidates: list[tuple[str, bool]], count: int) -> list[Ch
     return [candidates[start : start + size] for start in range(0, len(candidates), size)] or [[]]
 
 
-def _take_chunks(
-    chunks: list[Chunk], queue: int, lint_share: Callable[[list[tuple[str, bool]]], list[FileResult]]
-) -> dict[int, list[FileResult]]:
+def _take_chunks(chunks: list[Chunk], queue: int, lint_share: LintShare) -> dict[int, list[FileResult]]:
     """Lint the chunks whose numbers this process reads from ``queue``, until it is empty."""
     done = {}
     while True:
@@ -91,7 +90,7 @@ def _fork(
     chunks: list[Chunk],
     queue: int,
     queue_writer: int,
-    lint_share: Callable[[list[tuple[str, bool]]], list[FileResult]],
+    lint_share: LintShare,
     keep_facts: bool,
 ) -> tuple[int, int]:
     import pickle  # only a run on several cores needs it
