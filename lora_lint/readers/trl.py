@@ -136,7 +136,7 @@ def read(doc: Document) -> list[LoraSetup]:
     builder = SetupBuilder(doc, "trl")
     setup = builder.setup
     builder.take_all(KEY_SETTINGS)
-    _targets(builder, data)
+    _targets(builder)
     _datasets(builder, data)
     for key in ("lora_target_parameters", "use_liger_kernel", "resume_from_checkpoint", "use_peft"):
         builder.extra(key, key)
@@ -167,7 +167,8 @@ def _peft_disabled(doc: Document) -> list[LoraSetup]:
     return [builder.setup]
 
 
-def _targets(builder: SetupBuilder, data: dict[str, Any]) -> None:
+def _targets(builder: SetupBuilder) -> None:
+    """``target_modules`` from ``lora_target_modules``; ``target_linear`` when that is ``all-linear``."""
     if not builder.take("target_modules", "lora_target_modules"):
         return
     targets = builder.setup.get("target_modules")
