@@ -28,7 +28,12 @@ def folder(tmp_path):
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(source, target)
     (tmp_path / "set2" / "broken-lora.yaml").write_text("lora_r: [unclosed\n")
+    assert workers.worker_count(_file_count(tmp_path), 2) == 2  # enough files that the runs below really fork
     return tmp_path
+
+
+def _file_count(folder: Path) -> int:
+    return sum(1 for path in folder.rglob("*") if path.is_file())
 
 
 def _reports(folder: Path, jobs: int, fmt: str) -> str:
@@ -93,3 +98,4 @@ def test_a_worker_done_early_takes_the_remaining_chunks(folder, monkeypatch):
     monkeypatch.setattr(Linter, "_lint_candidates", slow_first_chunk_in_parent)
     assert _reports(folder, 2, "json") == expected
     assert len(taken) < workers.CHUNKS_PER_WORKER  # the worker took the chunks the parent did not get to
+    assert 0 < sum(taken) < _file_count(folder)  # the parent linted some files, not all of them
