@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from lora_lint.readers.schemas import Schema
 
 DATA_DIR = os.path.dirname(os.path.abspath(__file__))
-"""Where the key lists and builder tables generated from each framework's source live."""
+"""Where the ``<name>.txt`` key lists live (the frameworks' versioned keys are in ``framework_schemas/``)."""
 
 SETTING_TYPES: dict[str, str] = {
     "r": "int",
