@@ -111,11 +111,11 @@ def read(path: str, text: str) -> list[LoraSetup]:
     tree = parse(path, text)
     resolver = Resolver(tree, text)
     aliases = import_aliases(tree)
-    calls = [call for call in resolver.calls if _setup_kind(call, aliases)]
+    calls = [(call, kind) for call in resolver.calls if (kind := _setup_kind(call, aliases))]
     if not calls:
         return []
     context = _FileContext(aliases, resolver)
-    return [_read_call(path, text, call, context, aliases, resolver) for call in calls]
+    return [_read_call(path, text, call, kind, context, aliases, resolver) for call, kind in calls]
 
 
 def parse(path: str, text: str) -> ast.Module:
@@ -200,8 +200,10 @@ def _arguments(call: ast.Call, names: tuple[str, ...], resolver: Resolver) -> li
     return arguments
 
 
-def _read_call(path: str, text: str, call: ast.Call, context: _FileContext, aliases: dict[str, str], resolver: Resolver) -> LoraSetup:
-    kind = _setup_kind(call, aliases)
+def _read_call(
+    path: str, text: str, call: ast.Call, kind: str, context: _FileContext, aliases: dict[str, str], resolver: Resolver
+) -> LoraSetup:
+    """The setup of one call; ``kind`` is what :func:`_setup_kind` found it to be."""
     unsloth = kind != "LoraConfig"
     builder = SetupBuilder(Document(path, {}, text), "python")
     setup = builder.setup
@@ -223,11 +225,12 @@ def _read_call(path: str, text: str, call: ast.Call, context: _FileContext, alia
         if unsloth and name == "model":
             continue
         value, location = _value(node, name, aliases, resolver, provenance)
-        setup.keys.append(KeyUse(name, _location(node, name), value))
+        written = _location(node, name)  # the argument itself; ``location`` is where its value was written
+        setup.keys.append(KeyUse(name, written, value))
         if value is UNKNOWN:
-            builder.note("non-literal", _location(node, name), key=name, source=resolver.segment(node))
+            builder.note("non-literal", written, key=name, source=resolver.segment(node))
         if known is not None and name not in known:
-            builder.note("unknown-key", _location(node, name), key=name, suggestion=peft.ALIASES.get(name) or closest(name, known))
+            builder.note("unknown-key", written, key=name, suggestion=peft.ALIASES.get(name) or closest(name, known))
             continue
         setting = settings.get(name)
         if value is None:  # the framework's own default for every optional field
