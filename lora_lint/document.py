@@ -168,8 +168,9 @@ def load_yaml(path: str, text: str) -> Document:
     return doc
 
 
-def _loc(node: yaml.Node, path: KeyPath) -> Location:
-    return Location(node.start_mark.line + 1, node.start_mark.column + 1, key_string(path))
+def _loc(node: yaml.Node, key: str) -> Location:
+    """Where ``node`` starts, for the key path spelled ``key`` (see :func:`key_string`)."""
+    return Location(node.start_mark.line + 1, node.start_mark.column + 1, key)
 
 
 _SCALARS: dict[tuple[str, str], Any] = {}
@@ -212,7 +213,7 @@ class _YamlBuilder:
 
     def _mapping(self, node: yaml.MappingNode, path: KeyPath, name: str, depth: int) -> dict[str, Any]:
         entries = self._entries(node, depth)
-        self._note_duplicates(node, path, name)
+        self._note_duplicates(node, name)
         result: dict[str, Any] = {}
         positions = self.positions
         uses = self.doc.uses
@@ -280,7 +281,7 @@ class _YamlBuilder:
             return node.value
         raise InputError("a merge key (<<) needs a mapping or a list of mappings", *_pos(node))
 
-    def _note_duplicates(self, node: yaml.MappingNode, path: KeyPath, name: str) -> None:
+    def _note_duplicates(self, node: yaml.MappingNode, name: str) -> None:
         """A key written twice in one mapping; keys overriding merged ones are not duplicates."""
         if id(node) in self.unique:
             return
@@ -290,8 +291,8 @@ class _YamlBuilder:
                 continue
             key = self._key(key_node)
             if key in seen:
-                child = path + (key,)
-                data = {"key": key_string(child), "first_line": seen[key].start_mark.line + 1}
+                child = f"{name}.{key}" if name else key
+                data = {"key": child, "first_line": seen[key].start_mark.line + 1}
                 self.doc.notes.append(ReaderNote("duplicate-key", _loc(key_node, child), data))
             seen[key] = key_node
 
@@ -309,11 +310,9 @@ class _YamlBuilder:
             raise InputError(f"unsupported YAML tag {tag!r} (only plain data is read)", *_pos(node))
         if not node.style:  # a plain scalar: libyaml marks it with "", the Python composer with None
             if tag == _TAG_STR and _NUMBER_LIKE.match(node.value):
-                location = Location(node.start_mark.line + 1, node.start_mark.column + 1, name)
-                self.doc.notes.append(ReaderNote("yaml-string-number", location, {"key": name, "text": node.value}))
+                self.doc.notes.append(ReaderNote("yaml-string-number", _loc(node, name), {"key": name, "text": node.value}))
             elif tag == _TAG_BOOL and node.value.lower() in _YAML_BOOL_WORDS:
-                location = Location(node.start_mark.line + 1, node.start_mark.column + 1, name)
-                self.doc.notes.append(ReaderNote("yaml-bool-word", location, {"key": name, "text": node.value}))
+                self.doc.notes.append(ReaderNote("yaml-bool-word", _loc(node, name), {"key": name, "text": node.value}))
         if tag == _TAG_STR:
             return node.value
         key = (tag, node.value)

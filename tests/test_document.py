@@ -95,6 +95,7 @@ def test_keys_are_the_text_written() -> None:
 
 def test_the_same_key_text_twice_is_a_duplicate() -> None:
     assert duplicate_keys("1: a\n'1': b\n") == [("1", 2, 1)]
+    assert duplicate_keys("l:\n  - x: 1\n    x: 2\n") == [("l[0].x", 3, 2)]  # spelled with the list index
 
 
 def test_unsafe_tag_on_a_key_is_refused() -> None:
