@@ -69,7 +69,9 @@ def test_max_samples_caps_each_dataset(tmp_path: Path):
     source = LLAMAFACTORY.format(dataset="org/a, org/b, org/c") + "max_samples: 300\n"
     result = only(lint_source(source, "llamafactory", tmp_path))
     assert result.facts["dataset_examples_max"] == 900
+    assert result.facts["dataset_examples_max_source"] == "max_samples 300"
     assert ll301(result) is not None
+    assert "at most 900 training examples (max_samples 300)" in ll301(result)
 
 
 def test_max_steps_times_batch_is_a_bound_on_one_device(tmp_path: Path):
