@@ -16,6 +16,7 @@ import pytest
 
 from lora_lint.engine import Linter
 from lora_lint.project import Project
+from lora_lint.readers import read_file
 from lora_lint.readers.schemas import _package_dir, bundled
 
 DATA = Path(__file__).parent / "data" / "framework_examples"
@@ -36,6 +37,9 @@ def unknown_key_findings(folder: Path, tmp_path: Path, monkeypatch: pytest.Monke
 def test_bundled_official_examples_have_no_unknown_keys(framework: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     findings = unknown_key_findings(DATA / framework, tmp_path, monkeypatch)
     assert findings == []
+    examples = sorted((DATA / framework).glob("*.y*ml"))
+    assert len(examples) >= 3  # each read as a config of its framework, so its keys were checked
+    assert all([setup.format for setup in read_file(str(path), path.read_bytes())] == [framework] for path in examples)
 
 
 def _full_set(framework: str) -> Path | None:
