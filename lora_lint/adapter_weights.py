@@ -195,9 +195,17 @@ def mismatch(ranks: dict[str, int], summary: dict[str, Any], facts: dict[str, An
 def _expected_rank(module: str, r: int, rank_pattern: dict[str, Any]) -> int:
     """PEFT's rank for ``module``: the first ``rank_pattern`` key naming it (exactly or as a suffix regex), else r."""
     for pattern, rank in rank_pattern.items():
-        if pattern == module or re.match(rf"(.*\.)?({pattern})$", module):
+        if pattern == module or _matches(rf"(.*\.)?({pattern})$", module):
             return rank
     return r
+
+
+def _matches(pattern: str, text: str) -> bool:
+    """``re.fullmatch``, False for a pattern that is not a regex (the parameter count reports it, once)."""
+    try:
+        return re.fullmatch(pattern, text) is not None
+    except re.error:
+        return False
 
 
 def _untargeted(modules: list[str], facts: dict[str, Any]) -> list[str]:
@@ -206,6 +214,10 @@ def _untargeted(modules: list[str], facts: dict[str, Any]) -> list[str]:
     if facts["target_linear"] or not targets:
         return []
     if isinstance(targets, str):
+        try:
+            re.compile(targets)
+        except re.error:
+            return []  # no module is targeted by a pattern PEFT cannot use (the parameter count reports it)
         selected = [m for m in modules if re.fullmatch(targets, m) or re.fullmatch(targets, _without_wrapper(m))]
     elif isinstance(targets, list):
         names = [str(t) for t in targets]

@@ -190,3 +190,18 @@ def test_matches_what_peft_saves(tmp_path: Path):
     saved["r"] = 8  # an edited config: the saved tensors no longer fit
     (result,) = lint_source(json.dumps(saved), "peft", tmp_path / "adapter")
     assert "rank 4 where the config gives 8" in result.facts["saved_weights_mismatch"]
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"r": 4, "target_modules": "model.layers.[0-9.self_attn.q_proj"},
+        {"r": 4, "target_modules": ["q_proj", "v_proj"], "rank_pattern": {"q_proj[": 8}},
+    ],
+)
+def test_a_pattern_that_is_not_a_regex_is_reported_not_raised(tmp_path: Path, config: dict):
+    """The saved weights are compared without tripping on the bad pattern, which the count reports (LL203/LL212)."""
+    result = lint_adapter(tmp_path, config, lora_tensors(attention(4)))
+    assert result.error is None
+    bad = config["target_modules"] if isinstance(config["target_modules"], str) else "q_proj["
+    assert any(bad in f.message for f in result.findings if f.code in ("LL203", "LL212"))
