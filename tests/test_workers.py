@@ -99,3 +99,5 @@ def test_a_worker_done_early_takes_the_remaining_chunks(folder, monkeypatch):
     assert _reports(folder, 2, "json") == expected
     assert len(taken) < workers.CHUNKS_PER_WORKER  # the worker took the chunks the parent did not get to
     assert 0 < sum(taken) < _file_count(folder)  # the parent linted some files, not all of them
+    # stalled on its first chunk, the parent got to few others: fixed halves would have left it half the files
+    assert sum(taken) <= _file_count(folder) // 4
