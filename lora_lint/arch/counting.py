@@ -561,10 +561,7 @@ class _Counter:
                 if not any(error.startswith(message.partition(" (e.g.")[0]) for error in self.errors):
                     self.errors.append(message)
                 return None
-        if self.rank_pattern or self.alpha_pattern:
-            r, alpha, follows = self._rank_alpha(name)
-        else:  # the common case, without a regex per layer
-            r, alpha, follows = int(self.spec.r), self.spec.lora_alpha, 1
+        r, alpha, follows = self._rank_alpha(name)
         size = module.in_features + module.out_features
         if module.kind == CONV:
             groups = _conv_groups(module)
