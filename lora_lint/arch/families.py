@@ -313,6 +313,11 @@ def _defaults(**overrides: Any) -> dict[str, Any]:
     return {**_LLAMA_LIKE, **overrides}
 
 
+def _size(value: Any) -> int:
+    """``image_size``/``patch_size`` may be a pair; the image models described are square."""
+    return int(value[0] if isinstance(value, (list, tuple)) else value)
+
+
 def _text_model(family: Family) -> LayoutFn:
     """A multimodal config described by its language model alone, from ``text_config``.
 
