@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from lora_lint.record import Record, replace
 
-from lora_lint.arch.model import Architecture, Builder, Module
+from lora_lint.arch.model import Architecture, Builder
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms of start-up; annotations stay strings
 if TYPE_CHECKING:
