@@ -14,6 +14,7 @@ property test builds every family on the meta device and compares.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import cache
 from lora_lint.record import Record, replace
 
 from lora_lint.arch.model import Architecture, Builder
@@ -955,13 +956,13 @@ _ADDED_FAMILY_MODULES = (
 static linter's start-up should not pay for describing the others."""
 
 
+@cache
 def all_families() -> dict[str, Family]:
-    """``FAMILIES`` with the families of :data:`_ADDED_FAMILY_MODULES` registered in it."""
-    if "qwen3_5" not in FAMILIES:
-        from importlib import import_module
+    """``FAMILIES`` with the families of :data:`_ADDED_FAMILY_MODULES` registered in it (once per process)."""
+    from importlib import import_module
 
-        for name in _ADDED_FAMILY_MODULES:
-            FAMILIES.update(import_module(f"lora_lint.arch.{name}").FAMILIES)
+    for name in _ADDED_FAMILY_MODULES:
+        FAMILIES.update(import_module(f"lora_lint.arch.{name}").FAMILIES)
     return FAMILIES
 
 
