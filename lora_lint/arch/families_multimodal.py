@@ -245,9 +245,10 @@ TOWERS: dict[str, Tower] = {
 }  # fmt: skip
 
 
-def _tower(c: Config, b: Builder, part: Part, prefix: str) -> Config:
-    vc = _sub(c, part, TOWERS)
-    TOWERS[str(vc.raw.get("model_type") or part.model_type)].layout(vc, b, prefix)
+def _tower(c: Config, b: Builder, part: Part, prefix: str, towers: Mapping[str, Tower] = TOWERS) -> Config:
+    """The vision encoder of ``part``, read with the defaults of its model type in ``towers``, built under ``prefix``."""
+    vc = _sub(c, part, towers)
+    towers[str(vc.raw.get("model_type") or part.model_type)].layout(vc, b, prefix)
     return vc
 
 
