@@ -259,6 +259,7 @@ class _Counter:
         self._refused: dict[tuple[str, str], list[str]] = {}  # (kind, last name component) -> targeted modules
         self._entries_by_leaf: dict[str, list[str]] | None = None  # leaf -> listed entries, when none has a dot
         self._mamba = arch.family in _MAMBA_MODEL_TYPES
+        self._mamba_refused: set[str] = set()  # the Mamba layer names already reported, one error each
         self._compiled: dict[str, re.Pattern[str] | None] = {}  # each pattern compiled once per count
 
     def run(self) -> ParamCount:
@@ -557,9 +558,11 @@ class _Counter:
         if self._mamba:
             leaf = name[name.rfind(".") + 1 :]
             if leaf in _MAMBA_INCOMPATIBLE:
-                message = f"PEFT refuses LoRA on {leaf} in Mamba-based {self.arch.family} models (e.g. {name})"
-                if not any(error.startswith(message.partition(" (e.g.")[0]) for error in self.errors):
-                    self.errors.append(message)
+                if leaf not in self._mamba_refused:
+                    self._mamba_refused.add(leaf)
+                    self.errors.append(
+                        f"PEFT refuses LoRA on {leaf} in Mamba-based {self.arch.family} models (e.g. {name})"
+                    )
                 return None
         r, alpha, follows = self._rank_alpha(name)
         size = module.in_features + module.out_features
