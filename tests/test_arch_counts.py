@@ -368,3 +368,15 @@ def test_nemotron_h_refuses_all_linear_as_peft_does():
     (error,) = count_parameters(arch, AdapterSpec(target_modules="all-linear")).errors
     assert "out_proj" in error and "nemotron_h" in error
     assert not count_parameters(arch, AdapterSpec(target_modules=["in_proj", "q_proj"])).errors
+
+
+def test_nemotron_h_reports_each_refused_mamba_layer_name_once():
+    config = {"model_type": "nemotron_h", "hybrid_override_pattern": "M*M", "hidden_size": 16, "num_attention_heads": 2,
+              "num_key_value_heads": 1, "head_dim": 8, "mamba_num_heads": 2, "mamba_head_dim": 4, "n_groups": 1,
+              "ssm_state_size": 2, "vocab_size": 64}  # fmt: skip
+    arch = architecture_for(config)
+    errors = count_parameters(arch, AdapterSpec(target_modules=["out_proj", "conv1d", "in_proj"])).errors
+    assert errors == (
+        "PEFT refuses LoRA on conv1d in Mamba-based nemotron_h models (e.g. model.layers.0.mixer.conv1d)",
+        "PEFT refuses LoRA on out_proj in Mamba-based nemotron_h models (e.g. model.layers.0.mixer.out_proj)",
+    )

@@ -259,6 +259,7 @@ class _Counter:
         self._refused: dict[tuple[str, str], list[str]] = {}  # (kind, last name component) -> targeted modules
         self._entries_by_leaf: dict[str, list[str]] | None = None  # leaf -> listed entries, when none has a dot
         self._mamba = arch.family in _MAMBA_MODEL_TYPES
+        self._mamba_refused: set[str] = set()  # the Mamba layer names already reported, one error each
         self._compiled: dict[str, re.Pattern[str] | None] = {}  # each pattern compiled once per count
 
     def run(self) -> ParamCount:
@@ -557,14 +558,13 @@ class _Counter:
         if self._mamba:
             leaf = name[name.rfind(".") + 1 :]
             if leaf in _MAMBA_INCOMPATIBLE:
-                message = f"PEFT refuses LoRA on {leaf} in Mamba-based {self.arch.family} models (e.g. {name})"
-                if not any(error.startswith(message.partition(" (e.g.")[0]) for error in self.errors):
-                    self.errors.append(message)
+                if leaf not in self._mamba_refused:
+                    self._mamba_refused.add(leaf)
+                    self.errors.append(
+                        f"PEFT refuses LoRA on {leaf} in Mamba-based {self.arch.family} models (e.g. {name})"
+                    )
                 return None
-        if self.rank_pattern or self.alpha_pattern:
-            r, alpha, follows = self._rank_alpha(name)
-        else:  # the common case, without a regex per layer
-            r, alpha, follows = int(self.spec.r), self.spec.lora_alpha, 1
+        r, alpha, follows = self._rank_alpha(name)
         size = module.in_features + module.out_features
         if module.kind == CONV:
             groups = _conv_groups(module)

@@ -14,9 +14,10 @@ property test builds every family on the meta device and compares.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import cache
 from lora_lint.record import Record, replace
 
-from lora_lint.arch.model import Architecture, Builder, Module
+from lora_lint.arch.model import Architecture, Builder
 
 TYPE_CHECKING = False  # `typing` costs ~3 ms of start-up; annotations stay strings
 if TYPE_CHECKING:
@@ -311,6 +312,11 @@ _ATTENTION_BIAS = {
 
 def _defaults(**overrides: Any) -> dict[str, Any]:
     return {**_LLAMA_LIKE, **overrides}
+
+
+def _size(value: Any) -> int:
+    """``image_size``/``patch_size`` may be a pair; the image models described are square."""
+    return int(value[0] if isinstance(value, (list, tuple)) else value)
 
 
 def _text_model(family: Family) -> LayoutFn:
@@ -950,13 +956,13 @@ _ADDED_FAMILY_MODULES = (
 static linter's start-up should not pay for describing the others."""
 
 
+@cache
 def all_families() -> dict[str, Family]:
-    """``FAMILIES`` with the families of :data:`_ADDED_FAMILY_MODULES` registered in it."""
-    if "qwen3_5" not in FAMILIES:
-        from importlib import import_module
+    """``FAMILIES`` with the families of :data:`_ADDED_FAMILY_MODULES` registered in it (once per process)."""
+    from importlib import import_module
 
-        for name in _ADDED_FAMILY_MODULES:
-            FAMILIES.update(import_module(f"lora_lint.arch.{name}").FAMILIES)
+    for name in _ADDED_FAMILY_MODULES:
+        FAMILIES.update(import_module(f"lora_lint.arch.{name}").FAMILIES)
     return FAMILIES
 
 

@@ -10,7 +10,7 @@ embeddings by default).
 
 from __future__ import annotations
 
-from lora_lint.arch.families import SEQ_2_SEQ_LM, SEQ_CLS, Builder, Config, Family, Layout
+from lora_lint.arch.families import SEQ_2_SEQ_LM, SEQ_CLS, Builder, Config, Family, Layout, _size
 
 IMAGE_CLASSIFICATION = "IMAGE_CLASSIFICATION"
 """``AutoModelForImageClassification``: not a PEFT task type, so nothing is added to ``modules_to_save``."""
@@ -37,10 +37,7 @@ def _distilbert(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
 
 def _vit(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
     hidden, inter, bias = c["hidden_size"], c["intermediate_size"], bool(c["qkv_bias"])
-    patch = c["patch_size"]
-    patch = patch[0] if isinstance(patch, (list, tuple)) else patch
-    image = c["image_size"]
-    image = image[0] if isinstance(image, (list, tuple)) else image
+    patch, image = _size(c["patch_size"]), _size(c["image_size"])
     b.other("vit.embeddings", ("cls_token", (1, 1, hidden)), ("position_embeddings", (1, (image // patch) ** 2 + 1, hidden)))
     b.conv("vit.embeddings.patch_embeddings.projection", c["num_channels"], hidden, (patch, patch), bias=True)
     for i in range(c["num_hidden_layers"]):

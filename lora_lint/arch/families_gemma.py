@@ -38,7 +38,7 @@ from collections.abc import Mapping
 
 from lora_lint.arch import families
 from lora_lint.arch.families import CAUSAL_LM, Builder, Config, Family, Layout
-from lora_lint.arch.families_multimodal import Part, Tower, _language_model, _sub
+from lora_lint.arch.families_multimodal import Part, Tower, _language_model, _tower
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -226,11 +226,7 @@ _AUDIO = Part("audio_config", "gemma4_audio")
 
 def _optional_tower(c: Config, b: Builder, part: Part, prefix: str) -> Config | None:
     """A tower the config names, built under ``prefix``; an absent or null sub-config builds none."""
-    if not isinstance(c[part.key], Mapping):
-        return None
-    tower = _sub(c, part, TOWERS)
-    TOWERS[str(tower.raw.get("model_type") or part.model_type)].layout(tower, b, prefix)
-    return tower
+    return _tower(c, b, part, prefix, TOWERS) if isinstance(c[part.key], Mapping) else None
 
 
 def _gemma4(c: Config, b: Builder, task: str, num_labels: int) -> Layout:

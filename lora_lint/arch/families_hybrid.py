@@ -16,8 +16,6 @@ plain MLP or routed experts, one kind per block as ``layers_block_type`` (or the
 
 from __future__ import annotations
 
-from lora_lint.record import replace
-
 from lora_lint.arch.families import (
     CAUSAL_LM,
     Builder,

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from lora_lint.record import Record, replace
 
 from lora_lint.arch import families
-from lora_lint.arch.families import CAUSAL_LM, Builder, Config, Family, Layout
+from lora_lint.arch.families import CAUSAL_LM, Builder, Config, Family, Layout, _size
 from lora_lint.arch.model import Module
 
 TYPE_CHECKING = False
@@ -94,11 +94,6 @@ def _moved_name(name: str, prefix: str) -> str:
 def _moved(module: Module, prefix: str) -> Module:
     tied = _moved_name(module.tied_to, prefix) if module.tied_to else None
     return module.renamed(_moved_name(module.name, prefix), tied)
-
-
-def _size(value: Any) -> int:
-    """``image_size``/``patch_size`` may be a pair; the towers here are square."""
-    return int(value[0] if isinstance(value, (list, tuple)) else value)
 
 
 # ---------------------------------------------------------------------------------------
@@ -250,9 +245,10 @@ TOWERS: dict[str, Tower] = {
 }  # fmt: skip
 
 
-def _tower(c: Config, b: Builder, part: Part, prefix: str) -> Config:
-    vc = _sub(c, part, TOWERS)
-    TOWERS[str(vc.raw.get("model_type") or part.model_type)].layout(vc, b, prefix)
+def _tower(c: Config, b: Builder, part: Part, prefix: str, towers: Mapping[str, Tower] = TOWERS) -> Config:
+    """The vision encoder of ``part``, read with the defaults of its model type in ``towers``, built under ``prefix``."""
+    vc = _sub(c, part, towers)
+    towers[str(vc.raw.get("model_type") or part.model_type)].layout(vc, b, prefix)
     return vc
 
 
