@@ -4,3 +4,12 @@ Needs the ``[torch]`` extra (torch, transformers, peft, accelerate, bitsandbytes
 Only the pytest plugin and ``lora-lint smoke`` import this package; the static
 linter never does, so ``lora-lint check`` stays fast and torch-free.
 """
+
+
+def quiet_library_chatter() -> None:
+    """Silence what the user cannot act on: bitsandbytes' optional CPU kernel, transformers/peft deprecation notes."""
+    import logging
+    import warnings
+
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft)\b")
