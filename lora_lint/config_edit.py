@@ -276,6 +276,11 @@ def _apply(text: str, edits: list[tuple[int, int, str]]) -> str:
     return text
 
 
+def tidy_number(value: float) -> int | float:
+    """32.0 -> 32: configs write whole alphas as integers; others keep six decimals."""
+    return int(value) if float(value).is_integer() else round(value, 6)
+
+
 def _scalar(value: Any) -> str:
     """A value both YAML 1.1 and JSON read as the same number: ``16``, ``0.1``, ``0.00001``.
 

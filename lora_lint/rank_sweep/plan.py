@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lora_lint.config_edit import tidy_number
 from lora_lint.rank_sweep.options import SweepInputError, SweepOptions
 
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt", ".arrow")
@@ -107,8 +108,7 @@ def alpha_for_rank(setup: Any, r: int, mode: str) -> float | int | None:
     if setting is None or not setting.explicit or not isinstance(alpha, (int, float)) or isinstance(alpha, bool):
         return 2 * r
     ratio = math.sqrt(r / written_r) if setup.get("use_rslora") is True else r / written_r
-    scaled = alpha * ratio
-    return int(scaled) if float(scaled).is_integer() else round(scaled, 6)
+    return tidy_number(alpha * ratio)
 
 
 def with_rank(setup: Any, r: int, alpha: float | None) -> Any:
