@@ -42,17 +42,15 @@ class SweepPlan:
     notes: list[str] = field(default_factory=list)
 
 
-def plan_sweep(config: str | Path, options: SweepOptions, *, settings: str | Path | None = None,
-               project: Any = None) -> SweepPlan:  # fmt: skip
+def plan_sweep(config: str | Path, options: SweepOptions, *, settings: str | Path | None = None) -> SweepPlan:
     """Read ``config`` and plan one trial per rank; raises :class:`SweepInputError` on bad input."""
     from lora_lint.commands.config_input import ConfigInputError, load_config
 
     path = Path(config)
     try:
-        loaded_project, setups = load_config(path, Path(settings) if settings else None)
+        project, setups = load_config(path, Path(settings) if settings else None)
     except ConfigInputError as exc:
         raise SweepInputError(str(exc)) from None
-    project = project or loaded_project
     setup = setups[0]
     notes = [f"{path} holds {len(setups)} LoRA configs; the sweep uses the first (line {setup.start.line})"] if len(setups) > 1 and setup.start else []  # fmt: skip
     if not isinstance(setup.get("r"), int):
