@@ -126,7 +126,7 @@ def edit_config(
         new_text, done = _edit_json(text, plan, source)
     else:
         new_text, done = _edit_yaml(text, plan, source)
-    _write_atomically(target, new_text)
+    write_atomically(target, new_text)
     return ConfigEdit(target, done, plan.instructions)
 
 
@@ -404,7 +404,7 @@ def _read_setup(source: Path) -> LoraSetup:
     return setups[0]
 
 
-def _write_atomically(target: Path, text: str) -> None:
+def write_atomically(target: Path, text: str) -> None:
     """Write through a temporary file in the same folder, so a failure leaves nothing half-written."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
