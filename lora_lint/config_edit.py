@@ -126,7 +126,7 @@ def edit_config(
         new_text, done = _edit_json(text, plan, source)
     else:
         new_text, done = _edit_yaml(text, plan, source)
-    _write_atomically(target, new_text)
+    write_atomically(target, new_text)
     return ConfigEdit(target, done, plan.instructions)
 
 
@@ -276,6 +276,11 @@ def _apply(text: str, edits: list[tuple[int, int, str]]) -> str:
     return text
 
 
+def tidy_number(value: float) -> int | float:
+    """32.0 -> 32: configs write whole alphas as integers; others keep six decimals."""
+    return int(value) if float(value).is_integer() else round(value, 6)
+
+
 def _scalar(value: Any) -> str:
     """A value both YAML 1.1 and JSON read as the same number: ``16``, ``0.1``, ``0.00001``.
 
@@ -399,7 +404,7 @@ def _read_setup(source: Path) -> LoraSetup:
     return setups[0]
 
 
-def _write_atomically(target: Path, text: str) -> None:
+def write_atomically(target: Path, text: str) -> None:
     """Write through a temporary file in the same folder, so a failure leaves nothing half-written."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -156,3 +156,14 @@ def test_axolotl_plugin_hooks_build_the_callback(tmp_path):
     assert plugin.add_callbacks_post_trainer(cfg, trainer=None) == []
     args_model = plugin.get_input_args()
     assert args_model == "lora_lint.guard.axolotl_plugin.LoraGuardArgs"
+
+
+def test_post_mortem_imports_no_torch_or_numpy(tmp_path):
+    import subprocess
+    import sys
+
+    trainer_state(tmp_path / "out", flat(100), max_steps=1000)
+    code = ("import sys; from lora_lint.cli import main; code = main(['guard-report', sys.argv[1]]); "
+            "print(code, sorted(m for m in ('torch', 'numpy', 'transformers', 'peft') if m in sys.modules))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out")], capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "1 []"

@@ -193,6 +193,9 @@ def test_an_unwritable_output_dir_is_logged_and_training_goes_on(tmp_path, caplo
     assert callback.decision.verdict == "stopped"  # the decision stands, only the file is missing
     assert trainer.state.global_step == callback.decision.step
     assert any("cannot write" in note for note in callback.guard.notes)
+    report = str(blocker / "sub" / "lora-guard.json")
+    assert any(note.startswith(f"cannot write {report}: ") and note.endswith("; the guard keeps watching without a report")
+               for note in callback.guard.notes)  # fmt: skip
 
 
 def test_guard_errors_never_reach_the_training_loop(tmp_path, monkeypatch, caplog):

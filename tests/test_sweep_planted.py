@@ -15,7 +15,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from tests.planted_rank import plant  # noqa: E402
+from tests.guard_models import single_thread
+from tests.planted_rank import plant
 
 STEPS = 300  # at lr 1e-2 and batch 32 every rank has converged by then (the report's `converged`)
 
@@ -23,12 +24,8 @@ STEPS = 300  # at lr 1e-2 and batch 32 every rank has converged by then (the rep
 @pytest.fixture(autouse=True)
 def one_torch_thread() -> Iterator[None]:
     """A 64-wide model gains nothing from a second thread, and loses much when the cores are shared."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with single_thread():
+        yield
 
 
 @pytest.mark.slow

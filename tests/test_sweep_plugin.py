@@ -10,6 +10,8 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("peft")
 
+from tests.guard_models import single_thread
+
 pytest_plugins = ["pytester"]
 
 TINY_MODEL = {"model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
@@ -34,13 +36,8 @@ def test_locked_rank_is_the_sweeps_choice(lora_setup, lora_sweep):
 @pytest.fixture(autouse=True, scope="module")
 def one_torch_thread() -> Iterator[None]:
     """Trials of a 32-wide model gain nothing from a second thread, and lose much when the cores are shared."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
+    with single_thread():
+        yield
 
 
 def test_lora_sweep_fixture(pytester: pytest.Pytester) -> None:

@@ -14,6 +14,7 @@ pytest.importorskip("torch")
 pytest.importorskip("peft")
 
 from lora_lint.cli import main
+from tests.guard_models import single_thread
 
 TINY_MODEL = {"model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
               "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 64, "max_position_embeddings": 64}  # fmt: skip
@@ -34,13 +35,8 @@ TRIAL_KEYS = {"r", "lora_alpha", "status", "reason", "quality", "val_loss", "val
 @pytest.fixture(autouse=True, scope="module")
 def one_torch_thread() -> Iterator[None]:
     """Trials of a 32-wide model gain nothing from a second thread, and lose much when the cores are shared."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
+    with single_thread():
+        yield
 
 
 def write_project(folder: Path) -> Path:

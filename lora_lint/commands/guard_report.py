@@ -96,9 +96,8 @@ def _postmortem(args: argparse.Namespace) -> int:
 
 def _print_text(source: str, who: str, document: dict) -> None:
     verdict, symptom, step = document.get("verdict"), document.get("symptom"), document.get("step")
-    action = {"clean": "let the run finish", "stopped": "stopped the run", "warned": "warned"}.get(verdict, verdict)
-    if who == "the guard":
-        action = {"clean": "ran clean", "stopped": "stopped the run", "warned": "warned"}.get(verdict, verdict)
+    clean = "ran clean" if who == "the guard" else "let the run finish"
+    action = {"clean": clean, "stopped": "stopped the run", "warned": "warned"}.get(verdict, verdict)
     where = f" at step {step}" if step is not None and verdict != "clean" else ""
     print(f"{source}: {who} {action}{where}" + (f" ({symptom})" if symptom else ""))
     print(f"  {document.get('message', '')}")

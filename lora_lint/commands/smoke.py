@@ -35,12 +35,9 @@ def run(args: argparse.Namespace) -> int:
     except ImportError:
         print("lora-lint smoke needs torch: pip install 'lora-lint[torch]'", file=sys.stderr)
         return EXIT_ERROR
-    import logging
-    import warnings
+    from lora_lint.runtime import quiet_library_chatter
 
-    # Chatter the user cannot act on: bitsandbytes' optional CPU kernel, transformers/peft deprecation notes.
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft)\b")
+    quiet_library_chatter()
     from lora_lint.document import InputError
     from lora_lint.engine import Linter
     from lora_lint.project import ProjectConfigError, load_project

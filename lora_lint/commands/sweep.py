@@ -77,13 +77,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, options: object) -> object:
-    import logging
-    import warnings
-
     from lora_lint.rank_sweep.progress import Bars, Silent
     from lora_lint.rank_sweep.run import run_sweep
+    from lora_lint.runtime import quiet_library_chatter
 
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|peft)\b")
+    quiet_library_chatter()
     progress = Bars() if args.output_format == "text" and sys.stderr.isatty() else Silent()
     return run_sweep(args.config, options, output=args.output, settings=args.settings, progress=progress)  # type: ignore[arg-type]

@@ -283,6 +283,15 @@ class Guard:
                 "eval_losses": [list(pair) for pair in self.evaluations]}  # fmt: skip
 
 
+def cuda_peak_bytes() -> int | None:
+    """The most GPU memory torch has allocated in this process; None without CUDA."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return None
+    return int(torch.cuda.max_memory_allocated()) if torch.cuda.is_available() else None
+
+
 def _non_finite_adapter_tensors(model: Any) -> list[str]:
     import torch
 

@@ -10,8 +10,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +52,7 @@ class Decision:
 
 def write_decision(path: Path, decision: Decision, fields: dict[str, Any]) -> str | None:
     """Write the report atomically (a scheduler may read it mid-run); the problem in one line, or None."""
+    from lora_lint.config_edit import EditError, write_atomically
     from lora_lint.runtime.report import json_safe
 
     document = {**decision.as_dict(), **fields}
@@ -62,11 +61,7 @@ def write_decision(path: Path, decision: Decision, fields: dict[str, Any]) -> st
     ordered.update(document)
     text = json.dumps(json_safe(ordered), indent=2, allow_nan=False) + "\n"
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".lora-guard-", suffix=".json")
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except OSError as exc:
-        return f"cannot write {path}: {exc.strerror or exc}; the guard keeps watching without a report"
+        write_atomically(path, text)
+    except EditError as exc:
+        return f"{exc}; the guard keeps watching without a report"
     return None

@@ -25,7 +25,7 @@ try:
 except ImportError as exc:  # pragma: no cover - the message is the point
     raise ImportError("LoraGuardCallback needs transformers: pip install 'lora-lint[torch]'") from exc
 
-from lora_lint.guard.core import Guard
+from lora_lint.guard.core import Guard, cuda_peak_bytes
 from lora_lint.guard.decision import Decision
 from lora_lint.guard.trackers import report_to_trackers, tracker_metrics
 
@@ -92,12 +92,7 @@ class LoraGuardCallback(TrainerCallback):
             self._stop(control)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        peak = None
-        if _on_cuda():
-            import torch
-
-            peak = int(torch.cuda.max_memory_allocated())
-        decision = self.guard.finish(measured_peak_bytes=peak)
+        decision = self.guard.finish(measured_peak_bytes=cuda_peak_bytes())
         if decision is not self._reported:
             report_to_trackers(decision)
 

@@ -22,7 +22,7 @@ except ImportError:  # the standalone package name
     except ImportError as exc:
         raise ImportError("LoraGuardLightningCallback needs Lightning: pip install 'lora-lint[lightning]'") from exc
 
-from lora_lint.guard.core import Guard
+from lora_lint.guard.core import Guard, cuda_peak_bytes
 from lora_lint.guard.decision import Decision
 from lora_lint.guard.trackers import report_to_trackers, tracker_metrics
 
@@ -92,12 +92,7 @@ class LoraGuardLightningCallback(Callback):
             report_to_trackers(self.guard.warning)
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
-        peak = None
-        import torch
-
-        if torch.cuda.is_available():
-            peak = int(torch.cuda.max_memory_allocated())
-        decision = self.guard.finish(measured_peak_bytes=peak)
+        decision = self.guard.finish(measured_peak_bytes=cuda_peak_bytes())
         report_to_trackers(decision)
         numbers = {k: v for k, v in tracker_metrics(decision).items() if isinstance(v, (int, float))}
         for logger in trainer.loggers:

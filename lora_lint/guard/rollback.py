@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lora_lint.config_edit import tidy_number
+
 OVERFIT_MAX_RANK = 8
 OVERFIT_MIN_RANK = 4
 OVERFIT_DROPOUT = (0.1, 0.2)
@@ -76,7 +78,7 @@ def write_rollback(config: Path | None, out_dir: Path | None) -> tuple[dict[str,
     """Double r, raise alpha with it, drop resume settings."""
 
     def changes(r: int, alpha: float, _setup: Any) -> dict[str, Any]:
-        return {"r": 2 * r, "lora_alpha": _tidy(alpha * 2)}
+        return {"r": 2 * r, "lora_alpha": tidy_number(alpha * 2)}
 
     return _write(config, out_dir, changes, drop_resume=True, stem="rollback")
 
@@ -89,13 +91,8 @@ def write_overfit_suggestion(config: Path | None, out_dir: Path | None) -> tuple
         dropout = _number(setup, "lora_dropout") or 0.0
         decay = _number(setup, "weight_decay") or 0.0
         low, high = OVERFIT_DROPOUT
-        return {"r": new_r, "lora_alpha": _tidy(alpha * new_r / r),
+        return {"r": new_r, "lora_alpha": tidy_number(alpha * new_r / r),
                 "lora_dropout": low if dropout < low else high,
                 "weight_decay": decay if decay > 0 else OVERFIT_WEIGHT_DECAY}  # fmt: skip
 
     return _write(config, out_dir, changes, drop_resume=True, stem="overfit-suggestion")
-
-
-def _tidy(value: float) -> int | float:
-    """32.0 -> 32: configs write whole alphas as integers."""
-    return int(value) if float(value).is_integer() else round(value, 6)

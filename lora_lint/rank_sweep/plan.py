@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lora_lint.config_edit import tidy_number
 from lora_lint.rank_sweep.options import SweepInputError, SweepOptions
 
 DATA_SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".txt", ".arrow")
@@ -41,17 +42,15 @@ class SweepPlan:
     notes: list[str] = field(default_factory=list)
 
 
-def plan_sweep(config: str | Path, options: SweepOptions, *, settings: str | Path | None = None,
-               project: Any = None) -> SweepPlan:  # fmt: skip
+def plan_sweep(config: str | Path, options: SweepOptions, *, settings: str | Path | None = None) -> SweepPlan:
     """Read ``config`` and plan one trial per rank; raises :class:`SweepInputError` on bad input."""
     from lora_lint.commands.config_input import ConfigInputError, load_config
 
     path = Path(config)
     try:
-        loaded_project, setups = load_config(path, Path(settings) if settings else None)
+        project, setups = load_config(path, Path(settings) if settings else None)
     except ConfigInputError as exc:
         raise SweepInputError(str(exc)) from None
-    project = project or loaded_project
     setup = setups[0]
     notes = [f"{path} holds {len(setups)} LoRA configs; the sweep uses the first (line {setup.start.line})"] if len(setups) > 1 and setup.start else []  # fmt: skip
     if not isinstance(setup.get("r"), int):
@@ -107,8 +106,7 @@ def alpha_for_rank(setup: Any, r: int, mode: str) -> float | int | None:
     if setting is None or not setting.explicit or not isinstance(alpha, (int, float)) or isinstance(alpha, bool):
         return 2 * r
     ratio = math.sqrt(r / written_r) if setup.get("use_rslora") is True else r / written_r
-    scaled = alpha * ratio
-    return int(scaled) if float(scaled).is_integer() else round(scaled, 6)
+    return tidy_number(alpha * ratio)
 
 
 def with_rank(setup: Any, r: int, alpha: float | None) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import shutil
 import tempfile
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -213,7 +213,3 @@ def _write_outputs(result: SweepResult, plan: SweepPlan, options: SweepOptions, 
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
-
-def with_overrides(options: SweepOptions, **changes: Any) -> SweepOptions:
-    """``options`` with the keywords that are not None."""
-    return replace(options, **{k: v for k, v in changes.items() if v is not None})

@@ -43,7 +43,7 @@ def trial_params(result: Any, trial: Any, options: Any) -> dict[str, Any]:
         "r": trial.r,
         "lora_alpha": trial.lora_alpha,
         "base_model": result.base_model,
-        "targets": _targets(result),
+        "targets": result.targets or "",
         "data_fraction": options.data_fraction,
         "status": trial.status,
     }
@@ -58,10 +58,6 @@ def trial_metrics(trial: Any) -> dict[str, float]:
         "trainable_params": trial.trainable_params,
     }
     return {name: float(value) for name, value in values.items() if value is not None}
-
-
-def _targets(result: Any) -> str:
-    return result.targets or ""
 
 
 def _artifacts(staging: Path) -> list[Path]:

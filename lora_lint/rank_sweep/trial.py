@@ -101,7 +101,7 @@ def _train(setup: Any, plan: TrialPlan, settings: TrialSettings, metric: Callabl
     import torch
 
     from lora_lint.engine import FileResult
-    from lora_lint.runtime.check import ConfigCheck, RuntimeOptions
+    from lora_lint.runtime.check import ConfigCheck, RuntimeOptions, vocab_size
     from lora_lint.runtime.detectors import diagnose
     from lora_lint.runtime.train import smoke_train
 
@@ -138,7 +138,7 @@ def _train(setup: Any, plan: TrialPlan, settings: TrialSettings, metric: Callabl
             on_step(step, run.steps, loss)
 
     started = time.perf_counter()
-    record = smoke_train(built, train, data.val, run, vocab_size=_vocab(built), on_step=step_done)
+    record = smoke_train(built, train, data.val, run, vocab_size=vocab_size(built), on_step=step_done)
     result.wall_seconds = time.perf_counter() - started
     result.train_seconds = _robust_seconds(stamps, result.wall_seconds)
     started = time.perf_counter()
@@ -231,10 +231,6 @@ def _tokenizer(check: Any, built: Any) -> Any:
         if found is not None:
             return found
     return task.ByteTokenizer()
-
-
-def _vocab(built: Any) -> int:
-    return int(built.model.get_base_model().get_input_embeddings().weight.shape[0])
 
 
 def _judge(result: TrialResult, higher_is_better: bool) -> None:

@@ -179,7 +179,7 @@ class ConfigCheck:
             raise Unsupported("the config states no micro batch size and sequence length to measure")
         built = self.model()
         started = time.perf_counter()
-        ids = torch.randint(0, _vocab_size(built), (batch, length), device=built.device)
+        ids = torch.randint(0, vocab_size(built), (batch, length), device=built.device)
         autocast = getattr(torch, built.dtype) if built.dtype in ("bfloat16", "float16") else None
         try:
             measured = measure_training_peak(built.model, {"input_ids": ids, "labels": ids}, autocast_dtype=autocast)
@@ -216,7 +216,7 @@ class ConfigCheck:
             raise BuildError(str(exc)) from exc
         settings = self._settings(built)
         try:
-            record = smoke_train(built, data.train, data.val, settings, vocab_size=_vocab_size(built), on_step=on_step)
+            record = smoke_train(built, data.train, data.val, settings, vocab_size=vocab_size(built), on_step=on_step)
         finally:
             self.restore_initial_weights()
         elapsed = time.perf_counter() - started
@@ -238,7 +238,7 @@ class ConfigCheck:
         started = time.perf_counter()
         try:
             with reference_adapter(built.model):
-                return smoke_train(built, data.train, data.val, settings, vocab_size=_vocab_size(built))
+                return smoke_train(built, data.train, data.val, settings, vocab_size=vocab_size(built))
         finally:
             self.restore_initial_weights()
             self.timings["reference"] = time.perf_counter() - started
@@ -287,7 +287,7 @@ class ConfigCheck:
             tokenizer = task.model_tokenizer(resolution.path, self.options.trust_remote_code)
         train_files = task.dataset_files(self.setup.get("datasets"), config_dir)
         val_files = task.dataset_files(self.setup.get("val_datasets"), config_dir)
-        vocab = _vocab_size(built)
+        vocab = vocab_size(built)
         if train_files:
             texts = task.read_texts(train_files)
             if len(texts) < 2:
@@ -361,7 +361,7 @@ def _record_summary(record: Any) -> dict[str, Any]:
     }
 
 
-def _vocab_size(built: BuiltModel) -> int:
+def vocab_size(built: BuiltModel) -> int:
     """Rows of the input embedding: the bound every token id must stay under."""
     return int(built.model.get_base_model().get_input_embeddings().weight.shape[0])
 
