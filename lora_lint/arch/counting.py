@@ -46,6 +46,7 @@ from math import prod
 
 from lora_lint.record import Record, replace
 
+from lora_lint.arch.adapted_layers import AdaptedLayers
 from lora_lint.arch.families import SEQ_CLS
 from lora_lint.arch.model import (
     ALL_LINEAR_KINDS,
@@ -190,6 +191,12 @@ class AdaptedLayer(Record):
         self.lora_params = lora_params
         self.per_rank = per_rank
 
+    def renamed(self, name: str) -> AdaptedLayer:
+        """This layer under another name (a layer of a repeated block, named in full)."""
+        return AdaptedLayer(
+            name, self.kind, self.in_features, self.out_features, self.r, self.alpha, self.lora_params, self.per_rank
+        )
+
 
 class TargetMatch(Record):
     """What one entry of ``target_modules`` did."""
@@ -208,7 +215,7 @@ class ParamCount(Record):
     modules_to_save_params: int  # the trainable copies PEFT adds
     trainable_bias_params: int
     naive_4bit_numel: int  # sum(p.numel()) after bitsandbytes packs 4-bit Linear weights two per byte
-    layers: tuple[AdaptedLayer, ...]
+    layers: AdaptedLayers  # a sequence of AdaptedLayer, in named_modules() order
     targets: tuple[TargetMatch, ...]
     unmatched_targets: tuple[str, ...]
     modules_to_save: dict[str, int]  # entry -> parameters its copies add (0: matched nothing)
@@ -232,12 +239,16 @@ class ParamCount(Record):
     @cached_property
     def rank_slope(self) -> int:
         """Parameters one unit of the global rank adds (a rank sweep asks for it once per rank)."""
-        return sum(layer.per_rank for layer in self.layers)
+        return self.layers.total("per_rank")
 
 
 def count_parameters(arch: Architecture, spec: AdapterSpec) -> ParamCount:
-    """Trainable and total parameters of ``get_peft_model(model, LoraConfig(...))``, without building it."""
-    return _Counter(arch, spec).run()
+    """Trainable and total parameters of ``get_peft_model(model, LoraConfig(...))``, without building it.
+
+    Settings that cannot tell one layer of a stack from another are counted once per distinct
+    layer (:mod:`lora_lint.arch.blocks`); the others, and anything unusual, name by name.
+    """
+    return _Counter(arch, spec).run_by_blocks() or _Counter(arch, spec).run()
 
 
 class _Counter:
@@ -317,7 +328,7 @@ class _Counter:
             modules_to_save_params=mts_params,
             trainable_bias_params=bias,
             naive_4bit_numel=total - arch.packed_4bit_numel,
-            layers=tuple(layers),
+            layers=AdaptedLayers(layers),
             targets=self._target_matches(targets, matched_by),
             unmatched_targets=self._unmatched(targets),
             modules_to_save={
@@ -327,6 +338,193 @@ class _Counter:
             unused_alpha_pattern=self._unused(self.spec.alpha_pattern, layers),
             errors=tuple(self.errors),
         )
+
+    # -- counting each distinct layer once -----------------------------------------------
+
+    def run_by_blocks(self) -> ParamCount | None:
+        """:meth:`run`'s result, computed on each distinct layer of each stack once; None where that cannot be exact.
+
+        That is where the settings could tell layers apart (a regex, a dotted entry, a layer
+        selection, rank patterns of the user's), and wherever the per-name count would report an
+        error (a refused module, nothing matched): the caller then counts name by name.
+        """
+        selection = self._blind_selection()
+        if selection is None:
+            return None
+        listed, all_linear, label = selection
+        arch, spec = self.arch, self.spec
+        names = arch.block_names
+        skip = arch.output_layer
+        if skip is None and spec.task_type == SEQ_CLS:
+            skip = arch.classifier_head
+        if not names.distinct or (skip is not None and skip not in arch.by_name_flat and skip in arch.by_name):
+            return None  # a layer split in two runs, or an output layer inside one
+        if any(leaf.endswith(entry) for leaf in names.inner_leaves for entry in self.modules_to_save):
+            return None  # a modules_to_save entry inside the repeated layers
+        entries, parameters = listed, set()
+        if arch.moe_conversion:
+            if all_linear and label is None:
+                return None  # full names of the linear layers reach PEFT's conversion
+            if all_linear:  # the conversion turns "all-linear" into the last components of the linear layers
+                skipped = arch.by_name_flat.get(skip) if skip else None
+                leaves = {_leaf(m.name) for m in _distinct_modules(arch) if m.kind in ALL_LINEAR_KINDS and m is not skipped}
+                listed, all_linear = sorted(leaves | set(_MOE_TARGETS[arch.moe_conversion])), False
+            entries, parameters = self._convert_moe(list(listed))
+            if self.errors:
+                return None
+        if any(names.name_count.get(e, 0) != names.capable_count.get(e, 0) for e in entries):
+            return None  # an entry naming a container, or a module LoRA refuses
+        wanted = frozenset(entries)
+        excluded = frozenset(spec.exclude_modules or ())
+
+        def adapt(module: Module, name: str) -> AdaptedLayer | None:
+            """``_match`` then ``_adapt`` for settings that see only a name's last component and the module's kind."""
+            leaf = name[name.rfind(".") + 1 :]
+            if not (leaf in wanted or (all_linear and module.kind in ALL_LINEAR_KINDS and name != skip)):
+                return None
+            if leaf in excluded or any(self._matches(pattern, name) for pattern in self._saved_patterns):
+                return None
+            return self._adapt_module(module, name)
+
+        module_parts, parameter_parts = [], []  # what AdaptedLayers holds: module layers first, as PEFT lists them
+        flat_layers: list[AdaptedLayer] = []
+        adapted_modules: list[tuple[AdaptedLayer, Module, int]] = []  # each distinct layer, its module, how many
+        adapted_parameters: list[tuple[AdaptedLayer, int]] = []
+        parameter_leaves = {_leaf(name) for name in parameters}
+        for part in arch.parts:
+            if isinstance(part, Module):
+                layer = adapt(part, part.name) if part.kind in LORA_MODULE_KINDS else None
+                if layer is not None:
+                    module_parts.append(layer)
+                    flat_layers.append(layer)
+                    adapted_modules.append((layer, part, 1))
+                for layer in self._parameter_layers(part, part.name, parameters, parameter_leaves, layer is not None):
+                    parameter_parts.append(layer)
+                    flat_layers.append(layer)
+                    adapted_parameters.append((layer, 1))
+                continue
+            by_template, parameters_by_template = [], []
+            for template, instances in zip(part.templates, part.instances):
+                prefix = part.prefix(part.first_layer(len(by_template)))
+                adapted, wrapped = [], []
+                for module in template:
+                    layer = adapt(module, prefix + module.name) if module.kind in LORA_MODULE_KINDS else None
+                    if layer is not None:
+                        adapted.append(layer.renamed(module.name))
+                        adapted_modules.append((adapted[-1], module, instances))
+                    for layer in self._parameter_layers(module, prefix + module.name, parameters, parameter_leaves, layer is not None):
+                        wrapped.append(layer.renamed(layer.name[len(prefix) :]))
+                        adapted_parameters.append((wrapped[-1], instances))
+                by_template.append(tuple(adapted))
+                parameters_by_template.append(tuple(wrapped))
+            if any(by_template):
+                module_parts.append((part, tuple(by_template)))
+            if any(parameters_by_template):
+                parameter_parts.append((part, tuple(parameters_by_template)))
+        if self.errors or not adapted_modules:
+            return None
+
+        copies = self._modules_to_save_copies(flat_layers, names.flat_names)
+        copied_roots = [root for roots in copies.values() for root in roots]
+        stacks = [part.stack + "." for part in arch.parts if not isinstance(part, Module)]
+        if self.errors or any(stack.startswith(root + ".") for root in copied_roots for stack in stacks):
+            return None  # a copy that holds repeated layers
+        mts_params = sum(self._subtree_full_numel(root, flat_layers) for root in copied_roots)
+        frozen = tuple(root + "." for root in copied_roots)
+        frozen_lora = sum(layer.lora_params for layer in flat_layers if layer.name.startswith(frozen)) if frozen else 0
+        lora = sum(layer.lora_params * instances for layer, _, instances in adapted_modules)
+        lora += sum(layer.lora_params * instances for layer, instances in adapted_parameters)
+        base = arch.total_params
+        total = base + lora + mts_params
+        bias = self._bias_by_blocks(adapted_modules, copied_roots)
+        if label is not None:
+            adapted_count = sum(instances for _, _, instances in adapted_modules)
+            shapes = _shapes(layer for layer, _, _ in adapted_modules)
+            targets = (TargetMatch(label, adapted_count, adapted_count, shapes),)
+        else:
+            targets = tuple(
+                TargetMatch(
+                    entry,
+                    names.name_count.get(entry, 0),
+                    sum(instances for layer, _, instances in adapted_modules if _leaf(layer.name) == entry),
+                    _shapes(layer for layer, _, _ in adapted_modules if _leaf(layer.name) == entry),
+                )
+                for entry in listed
+            )
+        moe_names = set(_MOE_TARGETS.get(arch.moe_conversion or "", {}))
+        return ParamCount(
+            base_params=base,
+            trainable_params=lora - frozen_lora + mts_params + bias,
+            total_params=total,
+            lora_params=lora,
+            modules_to_save_params=mts_params,
+            trainable_bias_params=bias,
+            naive_4bit_numel=total - arch.packed_4bit_numel,
+            layers=AdaptedLayers(module_parts + parameter_parts),
+            targets=targets,
+            unmatched_targets=()
+            if label is not None
+            else tuple(e for e in listed if e not in moe_names and not names.name_count.get(e)),
+            modules_to_save={
+                entry: sum(self._subtree_full_numel(root, flat_layers) for root in roots)
+                for entry, roots in copies.items()
+            },
+            unused_rank_pattern=(),
+            unused_alpha_pattern=(),
+            errors=(),
+        )
+
+    def _blind_selection(self) -> tuple[list[str], bool, str | None] | None:
+        """(plain entries, all-linear?, the label of an all-linear-only selection), or None where layers can differ."""
+        spec, arch = self.spec, self.arch
+        self._validate()
+        if self.errors or self.rank_pattern or self.alpha_pattern:
+            return None
+        if not (spec.layers_to_transform is None or spec.layers_to_transform == []) or spec.layers_pattern:
+            return None
+        if spec.bias not in ("none", "all", "lora_only"):
+            return None
+        exclude = spec.exclude_modules
+        if exclude and not (isinstance(exclude, list) and all(_plain(e) for e in exclude)):
+            return None
+        if not all(isinstance(e, str) and _IDENTIFIER.fullmatch(e) for e in self.modules_to_save):
+            return None
+        targets = spec.target_modules
+        if arch.moe_conversion and targets is None and not spec.target_linear:
+            return None  # PEFT's conversion empties the default targets (an error, reported name by name)
+        if spec.target_linear:
+            if targets is None or targets == []:
+                return [], True, ALL_LINEAR
+            entries, all_linear, label = targets, True, None
+        elif targets is None:
+            entries, all_linear, label = arch.default_targets, False, None
+        elif isinstance(targets, str):
+            return ([], True, targets) if targets.lower() == ALL_LINEAR else None
+        else:
+            entries, all_linear, label = targets, False, None
+        if not isinstance(entries, (list, tuple)) or not all(_plain(e) for e in entries):
+            return None
+        if len(set(entries)) != len(entries):
+            return None
+        return list(entries), all_linear, label
+
+    def _bias_by_blocks(self, weighted: list[tuple[AdaptedLayer, Module, int]], copied_roots: list[str]) -> int:
+        """:meth:`_trainable_bias` on distinct layers; copied roots never hold repeated layers here."""
+        bias = self.spec.bias
+        if bias == "none":
+            return 0
+        if bias == "lora_only":
+            return sum(module.numel("bias") * instances for _, module, instances in weighted if module.bias)
+        frozen = tuple(root + "." for root in copied_roots)
+        total = 0
+        for part in self.arch.parts:
+            if isinstance(part, Module):
+                if part.bias and part.name not in copied_roots and not part.name.startswith(frozen):
+                    total += part.numel("bias")
+                continue
+            for template, instances in zip(part.templates, part.instances):
+                total += sum(module.numel("bias") for module in template if module.bias) * instances
+        return total
 
     # -- configuration ------------------------------------------------------------------
 
@@ -555,6 +753,10 @@ class _Counter:
             kind = module.kind if module else "container"
             self._refused.setdefault((kind, name.rsplit(".", 1)[-1]), []).append(name)
             return None
+        return self._adapt_module(module, name)
+
+    def _adapt_module(self, module: Module, name: str) -> AdaptedLayer | None:
+        """LoRA on a LoRA-capable ``module`` called ``name``."""
         if self._mamba:
             leaf = name[name.rfind(".") + 1 :]
             if leaf in _MAMBA_INCOMPATIBLE:
@@ -579,29 +781,37 @@ class _Counter:
 
     def _adapt_parameters(self, names: set[str], wrapped: set[str]) -> list[AdaptedLayer]:
         """LoRA on ``target_parameters`` (fused MoE tensors), as ``lora.ParamWrapper`` builds it."""
-        layers = []
         if not names:
-            return layers
+            return []
         leaves = {name[name.rfind(".") + 1 :] for name in names}  # a key matches only a name with its last component
+        layers = []
         for module in self.arch.modules:
-            for param, shape in module.params:
-                if param not in leaves or (module.tied_to and param == "weight"):
-                    continue
-                key = f"{module.name}.{param}"
-                if not (key in names or any(key.endswith(f".{n}") for n in names)):
-                    continue
-                if module.name in wrapped:
-                    self.errors.append(f"{key} is targeted as a parameter of a module LoRA already wraps")
-                    continue
-                if self.spec.lora_dropout:
-                    self.errors.append(f"PEFT cannot apply lora_dropout to the fused expert parameter {key}")
-                if self.spec.use_dora:
-                    self.errors.append(f"PEFT cannot apply DoRA to the fused expert parameter {key}")
-                experts, rows, cols = shape if len(shape) == 3 else (1, shape[0], shape[1])
-                in_features, out_features = (cols, rows)
-                r, alpha, follows = self._rank_alpha(key)
-                size = experts * (in_features + out_features)
-                layers.append(AdaptedLayer(key, "Parameter", in_features, out_features, r, alpha, r * size, follows * size))
+            layers += self._parameter_layers(module, module.name, names, leaves, module.name in wrapped)
+        return layers
+
+    def _parameter_layers(
+        self, module: Module, name: str, names: set[str], leaves: set[str], wrapped: bool
+    ) -> list[AdaptedLayer]:
+        """The ``target_parameters`` LoRA layers of ``module``, called ``name`` (``wrapped``: LoRA already wraps it)."""
+        layers = []
+        for param, shape in module.params:
+            if param not in leaves or (module.tied_to and param == "weight"):
+                continue
+            key = f"{name}.{param}"
+            if not (key in names or any(key.endswith(f".{n}") for n in names)):
+                continue
+            if wrapped:
+                self.errors.append(f"{key} is targeted as a parameter of a module LoRA already wraps")
+                continue
+            if self.spec.lora_dropout:
+                self.errors.append(f"PEFT cannot apply lora_dropout to the fused expert parameter {key}")
+            if self.spec.use_dora:
+                self.errors.append(f"PEFT cannot apply DoRA to the fused expert parameter {key}")
+            experts, rows, cols = shape if len(shape) == 3 else (1, shape[0], shape[1])
+            in_features, out_features = (cols, rows)
+            r, alpha, follows = self._rank_alpha(key)
+            size = experts * (in_features + out_features)
+            layers.append(AdaptedLayer(key, "Parameter", in_features, out_features, r, alpha, r * size, follows * size))
         return layers
 
     def _rank_alpha(self, key: str) -> tuple[int, float, int]:
@@ -623,15 +833,15 @@ class _Counter:
 
     # -- what else becomes trainable -----------------------------------------------------
 
-    def _modules_to_save_copies(self, layers: list[AdaptedLayer]) -> dict[str, list[str]]:
-        """Entry -> the modules ``ModulesToSaveWrapper`` copies for it (outermost only)."""
+    def _modules_to_save_copies(self, layers: list[AdaptedLayer], names: Iterable[str] | None = None) -> dict[str, list[str]]:
+        """Entry -> the modules ``ModulesToSaveWrapper`` copies for it (outermost only), among ``names`` (all)."""
         if not self.modules_to_save:
             return {}
         adapted = {layer.name for layer in layers}
         copies: dict[str, list[str]] = {entry: [] for entry in self.modules_to_save}
         taken: list[str] = []
         endings = tuple(self.modules_to_save)
-        for name in self.arch.module_names:
+        for name in self.arch.module_names if names is None else names:
             if not name.endswith(endings):
                 continue
             entry = next((e for e in self.modules_to_save if name.endswith(e)), None)
@@ -716,6 +926,29 @@ class _Counter:
         if excluded and not unmatched:
             return "all modules were excluded (exclude_modules / modules_to_save)"
         return f"target modules {targets if isinstance(targets, str) else sorted(targets)} not found in the base model"
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+"""A modules_to_save entry that, as PEFT's regex, matches one whole name component and never a layer number."""
+
+
+def _plain(entry: object) -> bool:
+    """A list entry that matches by last name component alone: no dot, and not a layer number."""
+    return isinstance(entry, str) and entry != "" and "." not in entry and not entry.isdigit()
+
+
+def _leaf(name: str) -> str:
+    return name[name.rfind(".") + 1 :]
+
+
+def _distinct_modules(arch: Architecture) -> Iterable[Module]:
+    """The modules outside repeated layers, and each module of each distinct layer once (named relative to it)."""
+    for part in arch.parts:
+        if isinstance(part, Module):
+            yield part
+        else:
+            for template in part.templates:
+                yield from template
 
 
 def _suffix_in(key: str, targets: frozenset[str]) -> bool:

@@ -200,7 +200,7 @@ def _count_facts(count: ParamCount) -> dict[str, Any]:
         "naive_4bit_params": naive_total,
         "naive_4bit_percent": 100.0 * count.trainable_params / naive_total if naive_total else None,
         "adapted_layers": len(count.layers),
-        "max_rank": max((layer.r for layer in count.layers), default=None),
+        "max_rank": count.layers.max_rank(),
         "oversized_rank_layers": [
             {
                 "name": layer.name,
@@ -208,8 +208,7 @@ def _count_facts(count: ParamCount) -> dict[str, Any]:
                 "in_features": layer.in_features,
                 "out_features": layer.out_features,
             }
-            for layer in count.layers
-            if layer.r > layer.in_features or layer.r > layer.out_features
+            for layer in count.layers.where(lambda layer: layer.r > layer.in_features or layer.r > layer.out_features)
         ],
     }
 
@@ -268,16 +267,15 @@ def _near_miss(target: str, valid: list[str]) -> str | None:
 
 def _head_facts(arch: Architecture, spec: AdapterSpec, count: ParamCount) -> dict[str, Any]:
     head = arch.classifier_head
-    adapted = {layer.name for layer in count.layers} if head is not None or arch.tied_embeddings else set()
     copied = {entry for entry, params in count.modules_to_save.items() if params}
     head_trainable = None
     if head is not None:
-        in_head = any(name == head or name.startswith(head + ".") for name in adapted)
+        in_head = count.layers.contains(head, below=True)
         head_trainable = in_head or spec.task_type == SEQ_CLS or any(head.endswith(entry) for entry in copied)
     tied_adapted = None
     if arch.tied_embeddings:
-        tied_names = {arch.input_embedding, arch.output_layer}
-        tied_adapted = bool(tied_names & adapted) or any(
+        tied_names = (arch.input_embedding, arch.output_layer)
+        tied_adapted = any(name and count.layers.contains(name) for name in tied_names) or any(
             name and name.endswith(entry) for name in tied_names for entry in copied
         )
     heavy_copies = []

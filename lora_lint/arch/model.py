@@ -147,15 +147,23 @@ class Architecture(Record):
         return tuple(names), by_leaf
 
     @cached_property
+    def parts(self) -> tuple:
+        """The modules with each run of repeated layers grouped (see :mod:`lora_lint.arch.blocks`)."""
+        from lora_lint.arch.blocks import blocks_of
+
+        return blocks_of(self.modules)
+
+    @cached_property
+    def block_names(self):  # type: ignore[no-untyped-def]
+        """Module names seen through :attr:`parts` (see :class:`lora_lint.arch.blocks.BlockNames`)."""
+        from lora_lint.arch.blocks import BlockNames
+
+        return BlockNames(self.parts)
+
+    @cached_property
     def total_params(self) -> int:
         """Parameters of the base model, each shared tensor once (``sum(p.numel() for p in model.parameters())``)."""
-        total = 0
-        for module in self.modules:
-            tied = module.tied_to
-            for param, shape in module.params:
-                if not (tied and param == "weight"):
-                    total += prod(shape)
-        return total
+        return sum(module.own_numel * instances for module, instances in self._weighted_modules())
 
     @cached_property
     def packed_4bit_numel(self) -> int:
@@ -166,10 +174,34 @@ class Architecture(Record):
         """
         hidden = 0
         output = self.output_layer
-        for m in self.modules:
-            if (m.kind == LINEAR or m.kind == CONV1D) and not m.tied_to and m.name != output:
-                hidden += m.in_features * m.out_features // 2  # the weight's elements, (out, in) or Conv1D's (in, out)
+        if output and output not in self.by_name_flat:  # an output layer inside a repeated layer: name by name
+            return sum(
+                m.in_features * m.out_features // 2
+                for m in self.modules
+                if (m.kind == LINEAR or m.kind == CONV1D) and not m.tied_to and m.name != output
+            )
+        for m, instances in self._weighted_modules():
+            if (m.kind == LINEAR or m.kind == CONV1D) and not m.tied_to:
+                hidden += m.in_features * m.out_features // 2 * instances  # the weight's elements, (out, in) or Conv1D's (in, out)
+        skipped = self.by_name_flat.get(output) if output else None
+        if skipped is not None and (skipped.kind == LINEAR or skipped.kind == CONV1D) and not skipped.tied_to:
+            hidden -= skipped.in_features * skipped.out_features // 2
         return hidden
+
+    @cached_property
+    def by_name_flat(self) -> dict[str, Module]:
+        """The modules outside repeated layers, by name (the embeddings, heads and final norms)."""
+        return {part.name: part for part in self.parts if isinstance(part, Module)}
+
+    def _weighted_modules(self):  # type: ignore[no-untyped-def]
+        """Each distinct module once, with how many modules of the model it stands for (names relative in blocks)."""
+        for part in self.parts:
+            if isinstance(part, Module):
+                yield part, 1
+                continue
+            for template, instances in zip(part.templates, part.instances):
+                for module in template:
+                    yield module, instances
 
     def subtree(self, name: str) -> list[Module]:
         """The module called ``name`` and everything below it."""
@@ -179,7 +211,7 @@ class Architecture(Record):
     @cached_property
     def leaf_names(self) -> tuple[str, ...]:
         """Distinct last name components of LoRA-capable modules, sorted: what a target list may name."""
-        return tuple(sorted({m.name.rsplit(".", 1)[-1] for m in self.modules if m.kind in LORA_MODULE_KINDS}))
+        return tuple(sorted({m.name.rsplit(".", 1)[-1] for m, _ in self._weighted_modules() if m.kind in LORA_MODULE_KINDS}))
 
 
 class Builder:

@@ -92,7 +92,7 @@ def shape_from_architecture(arch: Architecture, param_count: ParamCount) -> Mode
     quantizable = [m for m in in_blocks if m.kind == LINEAR]  # bitsandbytes replaces nn.Linear only
     expert_weights = [shape for m in arch.modules if m.kind == EXPERTS for _, shape in m.params if len(shape) == 3]
     layers = max(arch.num_layers, 1)
-    adapted = [layer for layer in param_count.layers if layer.kind in ALL_LINEAR_KINDS]
+    adapted = param_count.layers.of_kinds(ALL_LINEAR_KINDS)
     return ModelShape(
         num_layers=arch.num_layers,
         hidden_size=arch.hidden_size,
@@ -107,8 +107,8 @@ def shape_from_architecture(arch: Architecture, param_count: ParamCount) -> Mode
         quantizable_rows=sum(m.out_features for m in quantizable),
         quantizable_inputs_per_layer=sum(m.in_features for m in quantizable) // layers,
         trainable_params=param_count.trainable_params,
-        adapted_inputs_per_layer=sum(layer.in_features for layer in adapted) // layers,
-        adapted_ranks_per_layer=sum(layer.r for layer in adapted) // layers,
+        adapted_inputs_per_layer=adapted.total("in_features") // layers,
+        adapted_ranks_per_layer=adapted.total("r") // layers,
         norm_params=sum(m.own_numel for m in arch.modules if m.kind == NORM),
         expert_params=sum(prod(shape) for shape in expert_weights),
         expert_rows=sum(prod(shape[:-1]) for shape in expert_weights),
