@@ -145,23 +145,29 @@ def test_counting_by_blocks_equals_counting_by_name(case) -> None:
         ("meta-llama/Llama-3.1-8B", AdapterSpec(target_modules="all-linear", modules_to_save=["lm_head"], bias="all")),
         ("Qwen/Qwen3-30B-A3B", AdapterSpec(target_modules=["q_proj", "gate_proj", "up_proj", "down_proj"])),
         ("google/gemma-3-1b-pt", AdapterSpec(target_modules=["q_proj"], exclude_modules=["k_proj"], use_dora=True)),
+        # settings that can tell layers apart: every layer's names are matched
+        ("meta-llama/Llama-3.1-8B", AdapterSpec(target_modules=r".*\.layers\.1\..*proj")),
+        ("meta-llama/Llama-3.1-8B", AdapterSpec(target_modules=["q_proj"], layers_to_transform=[1, 5])),
+        ("meta-llama/Llama-3.1-8B", AdapterSpec(target_modules=["q_proj"], rank_pattern={r"layers\.1\.self_attn\.q_proj": 4})),
+        ("meta-llama/Llama-3.1-8B", AdapterSpec(target_modules=["q_proj", "v_proj"], exclude_modules=r".*\.[02]\..*")),
     ],
 )
 def test_common_settings_are_counted_by_blocks(model_id: str, spec: AdapterSpec) -> None:
     arch = _architecture(model_id, None)
-    assert _Counter(arch, spec).run_by_blocks() == _Counter(arch, spec).run()
+    by_blocks = _Counter(arch, spec).run_by_blocks()
+    assert by_blocks is not None and by_blocks == _Counter(arch, spec).run()
 
 
 @pytest.mark.parametrize(
     "spec",
     [
-        AdapterSpec(target_modules=r".*\.layers\.1\..*proj"),  # a regex may name a layer
-        AdapterSpec(target_modules=["q_proj"], layers_to_transform=[1]),
-        AdapterSpec(target_modules=["q_proj"], rank_pattern={r"layers\.1\.self_attn\.q_proj": 4}),
-        AdapterSpec(target_modules=["layers.1.self_attn.q_proj"]),  # a dotted entry may name a layer
-        AdapterSpec(target_modules=["mlp"]),  # a container: PEFT refuses it, and says so name by name
+        AdapterSpec(target_modules=["layers.1.self_attn.q_proj"]),  # a dotted entry: matched name by name
+        AdapterSpec(target_modules=["mlp"]),  # a container: PEFT refuses it, and the per-name count says so
+        AdapterSpec(target_modules=r".*mlp"),
+        AdapterSpec(target_modules=["q_proj"], bias="weird"),
+        AdapterSpec(target_linear=True, layers_to_transform=[1]),
     ],
 )
-def test_settings_that_can_tell_layers_apart_are_counted_by_name(spec: AdapterSpec) -> None:
+def test_other_settings_are_counted_by_name(spec: AdapterSpec) -> None:
     arch = _architecture("meta-llama/Llama-3.1-8B", None)
     assert _Counter(arch, spec).run_by_blocks() is None

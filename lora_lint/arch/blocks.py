@@ -50,13 +50,12 @@ Part = Module | Block
 def blocks_of(modules: tuple[Module, ...]) -> tuple[Part, ...]:
     """``modules`` with every run of layers of one stack grouped into a :class:`Block`, order kept.
 
-    The work per layer is a few C-level string and tuple operations: a layer's extent is
-    guessed from the one before and checked on its joined names, and it is compared with the
-    templates already found the same way. Only a new template costs a pass in Python.
+    A layer that starts a run, or follows one that could not be recognised, is read module by
+    module and compared with the block's templates; the layers after it are recognised in
+    bulk (:meth:`_BlockBuilder.extend`).
     """
     parts: list[Part | _BlockBuilder] = []
     block: _BlockBuilder | None = None
-    size = 0  # modules in the previous layer: the likely size of the next
     start, count = 0, len(modules)
     while start < count:
         module = modules[start]
@@ -67,24 +66,18 @@ def blocks_of(modules: tuple[Module, ...]) -> tuple[Part, ...]:
             start += 1
             continue
         prefix = match.group(0)
-        end, joined = _layer_end(modules, start, prefix, size)
+        end, joined = _layer_end(modules, start, prefix)
         stack, _, index = prefix[:-1].rpartition(".")
         if block is None or block.stack != stack:
             block = _BlockBuilder(stack)
             parts.append(block)
         block.add(index, prefix, modules[start:end], joined)
-        size = end - start
-        start = end
+        start = block.extend(modules, end)
     return tuple(part.build() if isinstance(part, _BlockBuilder) else part for part in parts)
 
 
-def _layer_end(modules: tuple[Module, ...], start: int, prefix: str, size: int) -> tuple[int, str]:
+def _layer_end(modules: tuple[Module, ...], start: int, prefix: str) -> tuple[int, str]:
     """Where the layer starting at ``start`` ends (the first module not named ``prefix...``), and its joined names."""
-    end = start + size
-    if size and end <= len(modules) and (end == len(modules) or not modules[end].name.startswith(prefix)):
-        joined = "\n".join(map(_NAME, modules[start:end]))
-        if joined.count("\n" + prefix) == size - 1:  # every name starts with the prefix (the first one does)
-            return end, joined
     end = start + 1
     while end < len(modules) and modules[end].name.startswith(prefix):
         end += 1
@@ -122,6 +115,48 @@ class _BlockBuilder:
             self.signatures.append((relative, shapes))
         self.indices.append(index)
         self.template_of.append(position)
+
+    def extend(self, modules: tuple[Module, ...], start: int) -> int:
+        """Take the layers from ``start`` that repeat a known template, numbered on from the last; where they end.
+
+        A stack is mostly a few layers repeated (one, or a sliding and a full attention layer in
+        turn): each layer is recognised by its extent and its shapes, compared as one tuple, and
+        all their names are checked at once, as one joined string against the templates' names.
+        """
+        last = self.indices[-1]
+        if str(int(last)) != last:  # a layer number written with leading zeros
+            return start
+        number, position, count = int(last) + 1, start, len(modules)
+        taken: list[tuple[str, int]] = []  # (prefix, template) of each layer recognised
+        previous = self.template_of[-1]
+        while position < count:
+            prefix = f"{self.stack}.{number}."
+            if not modules[position].name.startswith(prefix):
+                break
+            found = None
+            for template in (previous, *range(len(self.templates))):
+                end = position + len(self.templates[template])
+                if end > count or not modules[end - 1].name.startswith(prefix):
+                    continue
+                if end < count and modules[end].name.startswith(prefix):
+                    continue
+                if tuple(map(_SHAPES, modules[position:end])) == self.signatures[template][1]:
+                    found = template
+                    break
+            if found is None:
+                break
+            taken.append((prefix, found))
+            position += len(self.templates[found])
+            previous = found
+            number += 1
+        if not taken:
+            return start
+        expected = "\n".join(prefix + self.signatures[t][0].replace("\n", "\n" + prefix) for prefix, t in taken)
+        if "\n".join(map(_NAME, modules[start:position])) != expected:
+            return start  # same shapes, other names: left to the layer-by-layer reading
+        self.indices += [prefix[len(self.stack) + 1 : -1] for prefix, _ in taken]
+        self.template_of += [template for _, template in taken]
+        return position
 
     def _template(self, prefix: str, joined: str, shapes: tuple) -> int | None:
         """The template this layer instantiates, trying the previous layer's first."""

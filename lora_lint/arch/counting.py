@@ -40,13 +40,14 @@ reason is recorded in :attr:`ParamCount.errors`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import cached_property
 from math import prod
 
 from lora_lint.record import Record, replace
 
 from lora_lint.arch.adapted_layers import AdaptedLayers
+from lora_lint.arch.blocks import Block
 from lora_lint.arch.families import SEQ_CLS
 from lora_lint.arch.model import (
     ALL_LINEAR_KINDS,
@@ -348,10 +349,10 @@ class _Counter:
         selection, rank patterns of the user's), and wherever the per-name count would report an
         error (a refused module, nothing matched): the caller then counts name by name.
         """
-        selection = self._blind_selection()
+        selection = self._block_selection()
         if selection is None:
             return None
-        listed, all_linear, label = selection
+        listed, all_linear, label, positional = selection
         arch, spec = self.arch, self.spec
         names = arch.block_names
         skip = arch.output_layer
@@ -376,15 +377,27 @@ class _Counter:
             return None  # an entry naming a container, or a module LoRA refuses
         wanted = frozenset(entries)
         excluded = frozenset(spec.exclude_modules or ())
+        regex = label if positional and label is not None else None
+        match_targets = regex if regex is not None else entries
 
         def adapt(module: Module, name: str) -> AdaptedLayer | None:
-            """``_match`` then ``_adapt`` for settings that see only a name's last component and the module's kind."""
+            """``_match`` then ``_adapt``; without positional settings, from a name's last component and the kind."""
+            if positional:
+                if not self._match(match_targets, name):
+                    return None
+                if module.kind not in LORA_MODULE_KINDS:
+                    self._refused.setdefault((module.kind, _leaf(name)), []).append(name)
+                    return None
+                return self._adapt_module(module, name)
             leaf = name[name.rfind(".") + 1 :]
             if not (leaf in wanted or (all_linear and module.kind in ALL_LINEAR_KINDS and name != skip)):
                 return None
             if leaf in excluded or any(self._matches(pattern, name) for pattern in self._saved_patterns):
                 return None
             return self._adapt_module(module, name)
+
+        if regex is not None and any(self._match(regex, name) for name in names.flat_names if name not in arch.by_name_flat):
+            return None  # a container matched: PEFT refuses it
 
         module_parts, parameter_parts = [], []  # what AdaptedLayers holds: module layers first, as PEFT lists them
         flat_layers: list[AdaptedLayer] = []
@@ -393,7 +406,7 @@ class _Counter:
         parameter_leaves = {_leaf(name) for name in parameters}
         for part in arch.parts:
             if isinstance(part, Module):
-                layer = adapt(part, part.name) if part.kind in LORA_MODULE_KINDS else None
+                layer = adapt(part, part.name) if positional or part.kind in LORA_MODULE_KINDS else None
                 if layer is not None:
                     module_parts.append(layer)
                     flat_layers.append(layer)
@@ -402,6 +415,16 @@ class _Counter:
                     parameter_parts.append(layer)
                     flat_layers.append(layer)
                     adapted_parameters.append((layer, 1))
+                continue
+            if positional:
+                run = self._positional_run(part, match_targets, regex)
+                if run is None:
+                    return None
+                variants, adapted_by_variant = run
+                for template, instances, adapted in zip(variants.templates, variants.instances, adapted_by_variant):
+                    adapted_modules += [(layer, module, instances) for layer, module in adapted]
+                if any(adapted_by_variant):
+                    module_parts.append((variants, tuple(tuple(layer for layer, _ in a) for a in adapted_by_variant)))
                 continue
             by_template, parameters_by_template = [], []
             for template, instances in zip(part.templates, part.instances):
@@ -421,8 +444,8 @@ class _Counter:
                 module_parts.append((part, tuple(by_template)))
             if any(parameters_by_template):
                 parameter_parts.append((part, tuple(parameters_by_template)))
-        if self.errors or not adapted_modules:
-            return None
+        if self.errors or self._refused or not adapted_modules:
+            return None  # the per-name count reports these
 
         copies = self._modules_to_save_copies(flat_layers, names.flat_names)
         copied_roots = [root for roots in copies.values() for root in roots]
@@ -437,6 +460,7 @@ class _Counter:
         base = arch.total_params
         total = base + lora + mts_params
         bias = self._bias_by_blocks(adapted_modules, copied_roots)
+        layers = AdaptedLayers(module_parts + parameter_parts)
         if label is not None:
             adapted_count = sum(instances for _, _, instances in adapted_modules)
             shapes = _shapes(layer for layer, _, _ in adapted_modules)
@@ -460,7 +484,7 @@ class _Counter:
             modules_to_save_params=mts_params,
             trainable_bias_params=bias,
             naive_4bit_numel=total - arch.packed_4bit_numel,
-            layers=AdaptedLayers(module_parts + parameter_parts),
+            layers=layers,
             targets=targets,
             unmatched_targets=()
             if label is not None
@@ -469,44 +493,110 @@ class _Counter:
                 entry: sum(self._subtree_full_numel(root, flat_layers) for root in roots)
                 for entry, roots in copies.items()
             },
-            unused_rank_pattern=(),
-            unused_alpha_pattern=(),
+            unused_rank_pattern=self._unused(spec.rank_pattern, layers) if spec.rank_pattern else (),
+            unused_alpha_pattern=self._unused(spec.alpha_pattern, layers) if spec.alpha_pattern else (),
             errors=(),
         )
 
-    def _blind_selection(self) -> tuple[list[str], bool, str | None] | None:
-        """(plain entries, all-linear?, the label of an all-linear-only selection), or None where layers can differ."""
+    def _positional_run(
+        self, block: Block, targets: list[str] | str, regex: str | None
+    ) -> tuple[Block, list[list[tuple[AdaptedLayer, Module]]]] | None:
+        """Every layer of ``block`` matched by its full names; layers that come out alike share a variant.
+
+        Returns ``block`` with its layers regrouped by variant (a template, the modules matched
+        and their ranks), and per variant the adapted layers (named relative to the layer) with
+        their modules; None when ``regex`` matches a container, which PEFT refuses. Layer records
+        are made once per variant, not once per layer.
+        """
+        patterns = bool(self.rank_pattern or self.alpha_pattern)
+        variants: dict[tuple, int] = {}
+        template_of: list[int] = []
+        templates: list[tuple[Module, ...]] = []
+        adapted_by_variant: list[list[tuple[AdaptedLayer, Module]]] = []
+        containers = [_containers(template) for template in block.templates] if regex is not None else []
+        for position, template_id in enumerate(block.template_of):
+            prefix = block.prefix(position)
+            template = block.templates[template_id]
+            if regex is not None and any(
+                self._match(regex, name) for name in (prefix[:-1], *(prefix + c for c in containers[template_id]))
+            ):
+                return None
+            matched: list = []
+            for index, module in enumerate(template):
+                name = prefix + module.name
+                if not self._match(targets, name):
+                    continue
+                if module.kind not in LORA_MODULE_KINDS:
+                    self._refused.setdefault((module.kind, _leaf(name)), []).append(name)
+                    continue
+                matched.append((index, self._rank_alpha(name)) if patterns else index)
+            key = (template_id, tuple(matched))
+            variant = variants.get(key)
+            if variant is None:
+                variant = variants[key] = len(templates)
+                templates.append(template)
+                adapted = []
+                for entry in matched:
+                    module = template[entry[0] if patterns else entry]
+                    layer = self._adapt_module(module, prefix + module.name)
+                    if layer is not None:
+                        adapted.append((layer.renamed(module.name), module))
+                adapted_by_variant.append(adapted)
+            template_of.append(variant)
+        instances = [0] * len(templates)
+        for variant in template_of:
+            instances[variant] += 1
+        regrouped = Block(block.stack, block.indices, tuple(template_of), tuple(templates), tuple(instances))
+        return regrouped, adapted_by_variant
+
+    def _block_selection(self) -> tuple[list[str], bool, str | None, bool] | None:
+        """How :meth:`run_by_blocks` selects, or None where only the per-name count is exact.
+
+        Returns the plain entries of a target list, whether all-linear also selects, the one
+        entry a report shows (``all-linear`` or a regex) and whether the selection is
+        positional: a regex, a layer selection, rank patterns or an exclusion regex can tell
+        layers apart, so every layer's names are then matched, not one layer per template.
+        """
         spec, arch = self.spec, self.arch
         self._validate()
-        if self.errors or self.rank_pattern or self.alpha_pattern:
-            return None
-        if not (spec.layers_to_transform is None or spec.layers_to_transform == []) or spec.layers_pattern:
-            return None
-        if spec.bias not in ("none", "all", "lora_only"):
-            return None
-        exclude = spec.exclude_modules
-        if exclude and not (isinstance(exclude, list) and all(_plain(e) for e in exclude)):
+        if self.errors or spec.bias not in ("none", "all", "lora_only"):
             return None
         if not all(isinstance(e, str) and _IDENTIFIER.fullmatch(e) for e in self.modules_to_save):
             return None
+        exclude = spec.exclude_modules
+        if exclude and not isinstance(exclude, (str, list)):
+            return None
+        positional = bool(
+            self.rank_pattern
+            or self.alpha_pattern
+            or not (spec.layers_to_transform is None or spec.layers_to_transform == [])
+            or spec.layers_pattern
+            or (exclude and not (isinstance(exclude, list) and all(_plain(e) for e in exclude)))
+        )
         targets = spec.target_modules
-        if arch.moe_conversion and targets is None and not spec.target_linear:
-            return None  # PEFT's conversion empties the default targets (an error, reported name by name)
+        if arch.moe_conversion and (positional or (targets is None and not spec.target_linear)):
+            return None  # PEFT's conversion adds rank patterns, and empties missing targets (an error)
         if spec.target_linear:
+            if positional:
+                return None
             if targets is None or targets == []:
-                return [], True, ALL_LINEAR
-            entries, all_linear, label = targets, True, None
+                return [], True, ALL_LINEAR, False
+            entries, all_linear = targets, True
         elif targets is None:
-            entries, all_linear, label = arch.default_targets, False, None
+            entries, all_linear = arch.default_targets, False
+            if isinstance(entries, str):  # PEFT's default regex
+                return [], False, entries, True
         elif isinstance(targets, str):
-            return ([], True, targets) if targets.lower() == ALL_LINEAR else None
+            if targets.lower() == ALL_LINEAR:
+                return None if positional else ([], True, targets, False)
+            return [], False, targets, True
         else:
-            entries, all_linear, label = targets, False, None
+            entries, all_linear = targets, False
         if not isinstance(entries, (list, tuple)) or not all(_plain(e) for e in entries):
             return None
         if len(set(entries)) != len(entries):
             return None
-        return list(entries), all_linear, label
+        return list(entries), all_linear, None, positional
 
     def _bias_by_blocks(self, weighted: list[tuple[AdaptedLayer, Module, int]], copied_roots: list[str]) -> int:
         """:meth:`_trainable_bias` on distinct layers; copied roots never hold repeated layers here."""
@@ -939,6 +1029,18 @@ def _plain(entry: object) -> bool:
 
 def _leaf(name: str) -> str:
     return name[name.rfind(".") + 1 :]
+
+
+def _containers(template: tuple[Module, ...]) -> list[str]:
+    """The names above a layer's modules that are no module themselves (``self_attn``), relative to the layer."""
+    modules = {module.name for module in template}
+    names: dict[str, None] = {}
+    for name in modules:
+        start = name.find(".")
+        while start != -1:
+            names.setdefault(name[:start], None)
+            start = name.find(".", start + 1)
+    return [name for name in names if name not in modules]
 
 
 def _distinct_modules(arch: Architecture) -> Iterable[Module]:
