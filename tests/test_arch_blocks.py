@@ -94,7 +94,7 @@ def _case(draw):
         if not spec.target_linear:
             spec.target_modules = draw(st.sampled_from(["all-linear", "ALL-LINEAR"]))
     if kind == "regex":
-        spec.target_modules = r".*\.(q_proj|v_proj)"
+        spec.target_modules = draw(st.sampled_from([r".*\.(q_proj|v_proj)", r".*layers\.1\..*proj", r".*\.1\..*"]))
     if draw(_one_in(3)):
         spec.exclude_modules = draw(st.one_of(st.lists(entries, max_size=2), st.just(r".*\.1\..*")))
     if draw(_one_in(3)):
@@ -159,15 +159,17 @@ def test_common_settings_are_counted_by_blocks(model_id: str, spec: AdapterSpec)
 
 
 @pytest.mark.parametrize(
-    "spec",
+    ("model_id", "spec"),
     [
-        AdapterSpec(target_modules=["layers.1.self_attn.q_proj"]),  # a dotted entry: matched name by name
-        AdapterSpec(target_modules=["mlp"]),  # a container: PEFT refuses it, and the per-name count says so
-        AdapterSpec(target_modules=r".*mlp"),
-        AdapterSpec(target_modules=["q_proj"], bias="weird"),
-        AdapterSpec(target_linear=True, layers_to_transform=[1]),
+        ("meta-llama/Llama-3.1-8B", AdapterSpec(target_modules=["layers.1.self_attn.q_proj"])),  # dotted: by name
+        ("meta-llama/Llama-3.1-8B", AdapterSpec(target_modules=["mlp"])),  # a container: PEFT refuses it by name
+        ("meta-llama/Llama-3.1-8B", AdapterSpec(target_modules=r".*mlp")),
+        ("meta-llama/Llama-3.1-8B", AdapterSpec(target_modules=["q_proj"], bias="weird")),
+        ("meta-llama/Llama-3.1-8B", AdapterSpec(target_linear=True, layers_to_transform=[1])),
+        # PEFT's MoE conversion turns a regex into the names it matches, in every layer
+        ("Qwen/Qwen3-30B-A3B", AdapterSpec(target_modules=r".*layers\.1\..*proj")),
     ],
 )
-def test_other_settings_are_counted_by_name(spec: AdapterSpec) -> None:
-    arch = _architecture("meta-llama/Llama-3.1-8B", None)
+def test_other_settings_are_counted_by_name(model_id: str, spec: AdapterSpec) -> None:
+    arch = _architecture(model_id, None)
     assert _Counter(arch, spec).run_by_blocks() is None

@@ -585,11 +585,12 @@ class _Counter:
         elif targets is None:
             entries, all_linear = arch.default_targets, False
             if isinstance(entries, str):  # PEFT's default regex
-                return [], False, entries, True
+                return None if arch.moe_conversion else ([], False, entries, True)
         elif isinstance(targets, str):
             if targets.lower() == ALL_LINEAR:
                 return None if positional else ([], True, targets, False)
-            return [], False, targets, True
+            # PEFT's MoE conversion turns a regex into the names it matches, in every layer
+            return None if arch.moe_conversion else ([], False, targets, True)
         else:
             entries, all_linear = targets, False
         if not isinstance(entries, (list, tuple)) or not all(_plain(e) for e in entries):
