@@ -514,17 +514,18 @@ class _Counter:
         templates: list[tuple[Module, ...]] = []
         adapted_by_variant: list[list[tuple[AdaptedLayer, Module]]] = []
         containers = [_containers(template) for template in block.templates] if regex is not None else []
+        matches = self._matcher(targets)
         for position, template_id in enumerate(block.template_of):
             prefix = block.prefix(position)
             template = block.templates[template_id]
             if regex is not None and any(
-                self._match(regex, name) for name in (prefix[:-1], *(prefix + c for c in containers[template_id]))
+                matches(name) for name in (prefix[:-1], *(prefix + c for c in containers[template_id]))
             ):
                 return None
             matched: list = []
             for index, module in enumerate(template):
                 name = prefix + module.name
-                if not self._match(targets, name):
+                if not matches(name):
                     continue
                 if module.kind not in LORA_MODULE_KINDS:
                     self._refused.setdefault((module.kind, _leaf(name)), []).append(name)
@@ -548,6 +549,15 @@ class _Counter:
             instances[variant] += 1
         regrouped = Block(block.stack, block.indices, tuple(template_of), tuple(templates), tuple(instances))
         return regrouped, adapted_by_variant
+
+    def _matcher(self, targets: list[str] | str) -> Callable[[str], object]:
+        """``_match(targets, name)`` as a one-argument test; a bare regex is its compiled ``fullmatch`` (no exclusions)."""
+        if isinstance(targets, str) and not self.spec.exclude_modules and not self._saved_patterns:
+            self._matches(targets, "", whole=True)  # compiled once (an invalid pattern is noted as PEFT reports it)
+            compiled = self._compiled[targets]
+            if compiled is not None:
+                return compiled.fullmatch
+        return lambda name: self._match(targets, name)
 
     def _block_selection(self) -> tuple[list[str], bool, str | None, bool] | None:
         """How :meth:`run_by_blocks` selects, or None where only the per-name count is exact.
