@@ -343,11 +343,14 @@ class _Counter:
     # -- counting each distinct layer once -----------------------------------------------
 
     def run_by_blocks(self) -> ParamCount | None:
-        """:meth:`run`'s result, computed on each distinct layer of each stack once; None where that cannot be exact.
+        """:meth:`run`'s result, with one record per distinct layer of each stack; None where that cannot be exact.
 
-        That is where the settings could tell layers apart (a regex, a dotted entry, a layer
-        selection, rank patterns of the user's), and wherever the per-name count would report an
-        error (a refused module, nothing matched): the caller then counts name by name.
+        Settings that see only a module's last name component and kind are decided once per
+        template; settings that can tell layers apart (a regex, a layer selection, rank patterns,
+        an exclusion regex) are matched against every layer's names (:meth:`_positional_run`).
+        None, and the caller counts name by name, for a dotted target entry, PEFT's MoE conversion
+        of anything but plain names, and wherever the per-name count reports an error (a refused
+        module, nothing matched), so that its message names the modules exactly.
         """
         selection = self._block_selection()
         if selection is None:
