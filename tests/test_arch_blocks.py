@@ -173,3 +173,24 @@ def test_common_settings_are_counted_by_blocks(model_id: str, spec: AdapterSpec)
 def test_other_settings_are_counted_by_name(model_id: str, spec: AdapterSpec) -> None:
     arch = _architecture(model_id, None)
     assert _Counter(arch, spec).run_by_blocks() is None
+
+
+def _reference_block_linears(arch):
+    """The memory shape's block linears by walking every module name (what the grouped walk must equal)."""
+    from lora_lint.memory.shape import _layer_index
+
+    indexed = [(m, _layer_index(m.name)) for m in arch.modules if m.kind in ALL_LINEAR_KINDS]
+    return [m for m, index in indexed if index is not None], [m for m, index in indexed if index == 0]
+
+
+def test_memory_shape_reads_the_grouped_modules_like_the_module_list() -> None:
+    from lora_lint.memory.shape import _block_linears
+
+    for model_id, task, arch in _architectures():
+        in_blocks, first_block = _block_linears(arch)
+        reference_in_blocks, reference_first = _reference_block_linears(arch)
+        assert sum(n for _, n in in_blocks) == len(reference_in_blocks), model_id
+        assert sum(m.in_features * m.out_features * n for m, n in in_blocks) == sum(
+            m.in_features * m.out_features for m in reference_in_blocks
+        ), model_id
+        assert sorted(first_block, key=repr) == sorted(reference_first, key=repr), model_id

@@ -12,10 +12,13 @@ from math import prod
 
 from lora_lint.record import Record
 
+from lora_lint.arch.blocks import Block
 from lora_lint.arch.model import ALL_LINEAR_KINDS, EXPERTS, LINEAR, NORM
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from lora_lint.arch.counting import ParamCount
     from lora_lint.arch.families import Config
     from lora_lint.arch.model import Architecture, Module
@@ -85,12 +88,12 @@ def shape_from_architecture(arch: Architecture, param_count: ParamCount) -> Mode
     heads = int(config["num_attention_heads"]) if config else 1
     kv_heads = int(config.either("num_key_value_heads", heads)) if config else heads
     head_dim = int(config.either("head_dim", arch.hidden_size // heads)) if config else arch.hidden_size
-    indexed = [(m, _layer_index(m.name)) for m in arch.modules if m.kind in ALL_LINEAR_KINDS]
-    in_blocks = [m for m, index in indexed if index is not None]
-    first_block = [m for m, index in indexed if index == 0]
+    in_blocks, first_block = _block_linears(arch)
     intermediate, gated = _mlp_width(first_block, config)
-    quantizable = [m for m in in_blocks if m.kind == LINEAR]  # bitsandbytes replaces nn.Linear only
-    expert_weights = [shape for m in arch.modules if m.kind == EXPERTS for _, shape in m.params if len(shape) == 3]
+    quantizable = [(m, n) for m, n in in_blocks if m.kind == LINEAR]  # bitsandbytes replaces nn.Linear only
+    expert_weights = [
+        (shape, n) for m, n in _weighted(arch) if m.kind == EXPERTS for _, shape in m.params if len(shape) == 3
+    ]
     layers = max(arch.num_layers, 1)
     adapted = param_count.layers.of_kinds(ALL_LINEAR_KINDS)
     return ModelShape(
@@ -103,16 +106,53 @@ def shape_from_architecture(arch: Architecture, param_count: ParamCount) -> Mode
         vocab_size=arch.vocab_size,
         gated_mlp=gated,
         base_params=param_count.base_params,
-        quantizable_params=sum(m.numel("weight") for m in quantizable),
-        quantizable_rows=sum(m.out_features for m in quantizable),
-        quantizable_inputs_per_layer=sum(m.in_features for m in quantizable) // layers,
+        quantizable_params=sum(m.numel("weight") * n for m, n in quantizable),
+        quantizable_rows=sum(m.out_features * n for m, n in quantizable),
+        quantizable_inputs_per_layer=sum(m.in_features * n for m, n in quantizable) // layers,
         trainable_params=param_count.trainable_params,
         adapted_inputs_per_layer=adapted.total("in_features") // layers,
         adapted_ranks_per_layer=adapted.total("r") // layers,
-        norm_params=sum(m.own_numel for m in arch.modules if m.kind == NORM),
-        expert_params=sum(prod(shape) for shape in expert_weights),
-        expert_rows=sum(prod(shape[:-1]) for shape in expert_weights),
+        norm_params=sum(m.own_numel * n for m, n in _weighted(arch) if m.kind == NORM),
+        expert_params=sum(prod(shape) * n for shape, n in expert_weights),
+        expert_rows=sum(prod(shape[:-1]) * n for shape, n in expert_weights),
     )
+
+
+def _weighted(arch: Architecture) -> Iterator[tuple[Module, int]]:
+    """Each distinct module once, with how many modules of the model it stands for (see ``Architecture.parts``)."""
+    for part in arch.parts:
+        if isinstance(part, Block):
+            for template, instances in zip(part.templates, part.instances):
+                for module in template:
+                    yield module, instances
+        else:
+            yield part, 1
+
+
+def _block_linears(arch: Architecture) -> tuple[list[tuple[Module, int]], list[Module]]:
+    """The linears inside numbered blocks, weighted, and those of the blocks numbered 0, named in full.
+
+    A module belongs to the block its first all-digit name component numbers: every module of a
+    repeated layer does, and a module outside one does when its name has such a component.
+    """
+    in_blocks: list[tuple[Module, int]] = []
+    first_block: list[Module] = []
+    for part in arch.parts:
+        if not isinstance(part, Block):
+            if part.kind in ALL_LINEAR_KINDS:
+                index = _layer_index(part.name)
+                if index is not None:
+                    in_blocks.append((part, 1))
+                if index == 0:
+                    first_block.append(part)
+            continue
+        for template, instances in zip(part.templates, part.instances):
+            in_blocks += [(m, instances) for m in template if m.kind in ALL_LINEAR_KINDS]
+        for position, template in enumerate(part.template_of):
+            if int(part.indices[position]) == 0:
+                prefix = part.prefix(position)
+                first_block += [m.renamed(prefix + m.name, m.tied_to) for m in part.templates[template] if m.kind in ALL_LINEAR_KINDS]
+    return in_blocks, first_block
 
 
 def _layer_index(name: str) -> int | None:
