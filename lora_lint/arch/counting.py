@@ -115,7 +115,7 @@ class AdapterSpec(Record):
     @classmethod
     def from_setup(cls, setup: LoraSetup) -> AdapterSpec:
         """The spec a setup describes; absent or unreadable values take PEFT's defaults."""
-        defaults = cls()
+        defaults = cls._defaults
 
         def get(name: str, kinds: type | tuple[type, ...], default: Any) -> Any:
             value = setup.get(name)
@@ -138,22 +138,22 @@ class AdapterSpec(Record):
             layers = None
         task = setup.get("task_type")
         return cls(
-            r=get("r", int, defaults.r),
-            lora_alpha=get("lora_alpha", (int, float), defaults.lora_alpha),
+            r=get("r", int, defaults["r"]),
+            lora_alpha=get("lora_alpha", (int, float), defaults["lora_alpha"]),
             target_modules=names("target_modules"),
             exclude_modules=names("exclude_modules"),
             layers_to_transform=layers,
             layers_pattern=names("layers_pattern"),
             rank_pattern=_pattern(setup.get("rank_pattern")),
             alpha_pattern=_pattern(setup.get("alpha_pattern")),
-            bias=get("bias", str, defaults.bias),
+            bias=get("bias", str, defaults["bias"]),
             use_dora=setup.get("use_dora") is True,
             use_rslora=setup.get("use_rslora") is True,
             modules_to_save=[saved] if isinstance(saved := names("modules_to_save"), str) else saved,
             task_type=str(task).upper() if isinstance(task, str) else None,
             num_labels=get("num_labels", int, None),
             target_linear=setup.get("target_linear") is True,
-            lora_dropout=get("lora_dropout", (int, float), defaults.lora_dropout),
+            lora_dropout=get("lora_dropout", (int, float), defaults["lora_dropout"]),
         )
 
     def with_rank(self, r: int) -> AdapterSpec:
