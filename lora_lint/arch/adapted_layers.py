@@ -10,7 +10,7 @@ full records, with full names, are made only when someone iterates.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 
 TYPE_CHECKING = False
@@ -62,7 +62,7 @@ class AdaptedLayers(Sequence):
     def __iter__(self) -> Iterator[AdaptedLayer]:
         return iter(self._expanded)
 
-    def __getitem__(self, index):  # type: ignore[no-untyped-def]
+    def __getitem__(self, index: int) -> AdaptedLayer:  # type: ignore[override]
         return self._expanded[index]
 
     def __eq__(self, other: object) -> bool:
@@ -81,6 +81,7 @@ class AdaptedLayers(Sequence):
         return sum(getattr(layer, field) * instances for layer, instances in self._weighted())
 
     def max_rank(self) -> int | None:
+        """The largest rank of any layer (None: no layer)."""
         return max((layer.r for layer, instances in self._weighted() if instances), default=None)
 
     def of_kinds(self, kinds: frozenset[str]) -> AdaptedLayers:
@@ -121,8 +122,12 @@ class AdaptedLayers(Sequence):
                         return True
         return False
 
-    def where(self, keep) -> list[AdaptedLayer]:  # type: ignore[no-untyped-def]
-        """The layers, full names included, of the distinct records ``keep(record)`` accepts (names aside)."""
+    def where(self, keep: Callable[[AdaptedLayer], bool]) -> list[AdaptedLayer]:
+        """The layers ``keep`` accepts, named in full; ``keep`` must not read names (it first sees relative ones).
+
+        Only when a distinct record passes are the layers expanded, so a rare condition (a rank
+        above a layer's width) costs one look at each distinct layer.
+        """
         if not any(keep(layer) for layer, instances in self._weighted() if instances):
             return []
         return [layer for layer in self._expanded if keep(layer)]
