@@ -88,6 +88,8 @@ class Layout(Record):
 
 
 LayoutFn = Callable[[Config, Builder, str, int], Layout]
+MlpFn = Callable[[Config, Builder, str, int], None]
+"""Describes one layer's MLP under a prefix, given the layer's number."""
 
 
 class Family(Record):
@@ -164,8 +166,8 @@ def _decoder(
         layer_norms = norms(c) if callable(norms) else norms
         has_qkv_bias, has_o_bias = qkv_bias(c), o_bias(c)  # the same for every layer
         b.embedding("model.embed_tokens", c["vocab_size"], hidden)
-        for i in range(c["num_hidden_layers"]):
-            p = f"model.layers.{i}"
+
+        def layer(b: Builder, p: str, i: int) -> None:
             if fused_qkv:
                 b.linear(f"{p}.self_attn.{o_name}", heads * hd, hidden, has_o_bias)
                 b.linear(
@@ -187,6 +189,12 @@ def _decoder(
             mlp(c, b, f"{p}.mlp", i)
             for norm in layer_norms:
                 _norm(b, f"{p}.{norm}", hidden, norm_kind)
+
+        if getattr(mlp, "uniform", False):
+            b.repeat("model.layers", c["num_hidden_layers"], lambda b, p: layer(b, p, 0))
+        else:
+            for i in range(c["num_hidden_layers"]):
+                layer(b, f"model.layers.{i}", i)
         _norm(b, f"model.{final_norm}", hidden, norm_kind)
         return _head(
             b,
@@ -206,33 +214,41 @@ def _norm(b: Builder, name: str, shape: int | tuple[int, ...], kind: str) -> Non
         b.norm(name, shape, bias=kind == _LN)
 
 
+def _uniform(mlp: MlpFn) -> MlpFn:
+    """Mark an MLP that is the same in every layer: :func:`_decoder` then describes one layer for all of them."""
+    mlp.uniform = True  # type: ignore[attr-defined]
+    return mlp
+
+
 def _gated_mlp(
     bias: Callable[[Config], bool] = lambda c: False,
-) -> Callable[[Config, Builder, str, int], None]:
+) -> MlpFn:
     def mlp(c: Config, b: Builder, p: str, layer: int, inter: int | None = None) -> None:
         hidden, inter, has_bias = c["hidden_size"], inter or c["intermediate_size"], bias(c)
         b.linear(f"{p}.gate_proj", hidden, inter, has_bias)
         b.linear(f"{p}.up_proj", hidden, inter, has_bias)
         b.linear(f"{p}.down_proj", inter, hidden, has_bias)
 
-    return mlp
+    return _uniform(mlp)
 
 
-def _plain_mlp(up: str, down: str, bias: Callable[[Config], bool]) -> Callable[[Config, Builder, str, int], None]:
+def _plain_mlp(up: str, down: str, bias: Callable[[Config], bool]) -> MlpFn:
     def mlp(c: Config, b: Builder, p: str, layer: int) -> None:
         hidden, inter, has_bias = c["hidden_size"], c["intermediate_size"], bias(c)
         b.linear(f"{p}.{up}", hidden, inter, has_bias)
         b.linear(f"{p}.{down}", inter, hidden, has_bias)
 
-    return mlp
+    return _uniform(mlp)
 
 
+@_uniform
 def _phi3_mlp(c: Config, b: Builder, p: str, layer: int) -> None:
     hidden, inter = c["hidden_size"], c["intermediate_size"]
     b.linear(f"{p}.gate_up_proj", hidden, 2 * inter, False)
     b.linear(f"{p}.down_proj", inter, hidden, False)
 
 
+@_uniform
 def _mixtral_moe(c: Config, b: Builder, p: str, layer: int) -> None:
     b.router(f"{p}.gate", c["num_local_experts"], c["hidden_size"])
     b.experts(f"{p}.experts", c["num_local_experts"], c["hidden_size"], c["intermediate_size"])
@@ -998,7 +1014,7 @@ def architecture_for(
     return Architecture(
         family=model_type,
         task_type=task,
-        modules=tuple(builder.modules),
+        parts=builder.finish(),
         num_layers=int(sizes["num_hidden_layers"]),
         hidden_size=int(sizes["hidden_size"]),
         vocab_size=int(sizes["vocab_size"]),

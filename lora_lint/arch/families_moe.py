@@ -28,6 +28,7 @@ from lora_lint.arch.families import (
     _head,
     _text_model,
     _per_head_norm,
+    _uniform,
 )
 
 TYPE_CHECKING = False
@@ -105,6 +106,7 @@ def _glm4_moe_qk_norm(c: Config, b: Builder, p: str, heads: int, kv: int, hd: in
         _per_head_norm(c, b, p, heads, kv, hd)
 
 
+@_uniform
 def _gpt_oss(c: Config, b: Builder, p: str, layer: int) -> None:
     hidden, experts, inter = c["hidden_size"], c["num_local_experts"], c["intermediate_size"]
     b.router(f"{p}.router", experts, hidden, bias=True)

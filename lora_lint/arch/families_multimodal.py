@@ -21,6 +21,7 @@ from lora_lint.record import Record, replace
 
 from lora_lint.arch import families
 from lora_lint.arch.families import CAUSAL_LM, Builder, Config, Family, Layout, _size
+from lora_lint.arch.blocks import Block
 from lora_lint.arch.model import Module
 
 TYPE_CHECKING = False
@@ -78,7 +79,7 @@ def _language_model(
     text_view = Config({**text.raw, "tie_word_embeddings": tie}, text.defaults, text.aliases)
     inner = Builder()
     layout = family.layout(text_view, inner, task, num_labels)
-    b.modules += [_moved(m, prefix) for m in inner.modules]
+    b.parts += [_moved(part, prefix) if isinstance(part, Module) else _moved_block(part, prefix) for part in inner.parts]
     return replace(layout, input_embedding=_moved_name(layout.input_embedding, prefix), text=text)
 
 
@@ -94,6 +95,15 @@ def _moved_name(name: str, prefix: str) -> str:
 def _moved(module: Module, prefix: str) -> Module:
     tied = _moved_name(module.tied_to, prefix) if module.tied_to else None
     return module.renamed(_moved_name(module.name, prefix), tied)
+
+
+def _moved_block(block: Block, prefix: str) -> Block:
+    """A block of repeated layers under the composite's prefix (its modules' names are relative to the layer)."""
+    templates = tuple(
+        tuple(m.renamed(m.name, _moved_name(m.tied_to, prefix) if m.tied_to else None) for m in template)
+        for template in block.templates
+    )
+    return replace(block, stack=_moved_name(block.stack, prefix), templates=templates)
 
 
 # ---------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ as transformers names them (``model.layers.3.self_attn.q_proj``), built by
 from __future__ import annotations
 
 from lora_lint.record import Record
+from collections.abc import Callable
 from functools import cached_property
 from math import prod
 
@@ -91,7 +92,7 @@ class Architecture(Record):
 
     family: str  # the config's model_type
     task_type: str  # CAUSAL_LM | SEQ_CLS | SEQ_2_SEQ_LM
-    modules: tuple[Module, ...]
+    parts: tuple  # the modules, repeated layers grouped (lora_lint.arch.blocks): Module and Block records
     num_layers: int
     hidden_size: int
     vocab_size: int
@@ -105,6 +106,13 @@ class Architecture(Record):
     model_class: str | None = None  # the transformers class described, where the task's Auto class has none
     language_config: object = None  # the families.Config the language model was read from (its text_config, if nested)
     note: str | None = None  # where this description knowingly differs from the real model
+
+    @cached_property
+    def modules(self) -> tuple[Module, ...]:
+        """Every module, named in full, in ``named_modules()`` order (expanded from :attr:`parts` when asked for)."""
+        from lora_lint.arch.blocks import expand
+
+        return tuple(expand(self.parts))
 
     @cached_property
     def by_name(self) -> dict[str, Module]:
@@ -145,13 +153,6 @@ class Architecture(Record):
                     by_leaf[leaf] = [len(names)]
                 names[name] = None
         return tuple(names), by_leaf
-
-    @cached_property
-    def parts(self) -> tuple:
-        """The modules with each run of repeated layers grouped (see :mod:`lora_lint.arch.blocks`)."""
-        from lora_lint.arch.blocks import blocks_of
-
-        return blocks_of(self.modules)
 
     @cached_property
     def block_names(self):  # type: ignore[no-untyped-def]
@@ -218,7 +219,45 @@ class Builder:
     """Collects modules in ``named_modules()`` order while a family describes its layout."""
 
     def __init__(self) -> None:
-        self.modules: list[Module] = []
+        self.parts: list = []  # Module records, and the Blocks of :meth:`repeat`
+
+    def repeat(self, stack: str, count: int, layer: Callable[[Builder, str], None]) -> None:
+        """``count`` identical layers ``{stack}.0`` ... ``{stack}.{count - 1}``; ``layer(builder, prefix)`` describes one.
+
+        For layers that do not depend on their number: one is described and all share it
+        (a :class:`~lora_lint.arch.blocks.Block`), instead of describing hundreds of modules.
+        A layer whose names leave its prefix, or that ties a weight inside itself, is described
+        layer by layer instead.
+        """
+        from lora_lint.arch.blocks import Block
+
+        first = Builder()
+        layer(first, f"{stack}.0")
+        prefix = f"{stack}.0."
+        modules = first.parts
+        if count <= 0 or not modules or not all(
+            isinstance(m, Module) and m.name.startswith(prefix) and not (m.tied_to or "").startswith(prefix) for m in modules
+        ):
+            for index in range(max(count, 0)):
+                layer(self, f"{stack}.{index}")
+            return
+        template = tuple(m.renamed(m.name[len(prefix) :], m.tied_to) for m in modules)
+        self.parts.append(Block(stack, tuple(map(str, range(count))), (0,) * count, (template,), (count,)))
+
+    def finish(self) -> tuple:
+        """:attr:`Architecture.parts`: the modules described, runs of repeated layers grouped into blocks."""
+        from lora_lint.arch.blocks import blocks_of
+
+        parts: list = []
+        run: list[Module] = []
+        for part in self.parts:
+            if isinstance(part, Module):
+                run.append(part)
+            else:
+                parts += blocks_of(tuple(run))
+                run = []
+                parts.append(part)
+        return tuple(parts) + blocks_of(tuple(run))
 
     def linear(
         self,
@@ -231,14 +270,14 @@ class Builder:
     ) -> None:
         weight = ("weight", (out_features, in_features))
         params = (weight, ("bias", (out_features,))) if bias else (weight,)
-        self.modules.append(Module(name, LINEAR, params, in_features, out_features, tied_to))
+        self.parts.append(Module(name, LINEAR, params, in_features, out_features, tied_to))
 
     def conv1d(self, name: str, in_features: int, out_features: int) -> None:
         params = (("weight", (in_features, out_features)), ("bias", (out_features,)))
-        self.modules.append(Module(name, CONV1D, params, in_features, out_features))
+        self.parts.append(Module(name, CONV1D, params, in_features, out_features))
 
     def embedding(self, name: str, num_embeddings: int, dim: int, *, tied_to: str | None = None) -> None:
-        self.modules.append(
+        self.parts.append(
             Module(
                 name,
                 EMBEDDING,
@@ -264,22 +303,22 @@ class Builder:
             params = (("bias", shape),)
         else:
             return
-        self.modules.append(Module(name, NORM, params))
+        self.parts.append(Module(name, NORM, params))
 
     def experts(self, name: str, num_experts: int, hidden: int, intermediate: int) -> None:
         params = (
             ("gate_up_proj", (num_experts, 2 * intermediate, hidden)),
             ("down_proj", (num_experts, hidden, intermediate)),
         )
-        self.modules.append(Module(name, EXPERTS, params))
+        self.parts.append(Module(name, EXPERTS, params))
 
     def fused_experts(self, name: str, *params: tuple[str, tuple[int, ...]]) -> None:
         """Experts stored the family's own way (transposed, with biases): each parameter as given."""
-        self.modules.append(Module(name, EXPERTS, params))
+        self.parts.append(Module(name, EXPERTS, params))
 
     def router(self, name: str, num_experts: int, hidden: int, *, bias: bool = False) -> None:
         params = (("weight", (num_experts, hidden)),) + ((("bias", (num_experts,)),) if bias else ())
-        self.modules.append(Module(name, ROUTER, params))
+        self.parts.append(Module(name, ROUTER, params))
 
     def conv(
         self,
@@ -294,7 +333,7 @@ class Builder:
         params = [("weight", (out_channels, in_channels // groups, *kernel))]
         if bias:
             params.append(("bias", (out_channels,)))
-        self.modules.append(Module(name, CONV, tuple(params), in_channels * prod(kernel), out_channels))
+        self.parts.append(Module(name, CONV, tuple(params), in_channels * prod(kernel), out_channels))
 
     def other(self, name: str, *params: tuple[str, tuple[int, ...]]) -> None:
-        self.modules.append(Module(name, OTHER, params))
+        self.parts.append(Module(name, OTHER, params))
