@@ -13,6 +13,7 @@ JSON is parsed by the C ``json`` module; positions come from a small scan of the
 from __future__ import annotations
 
 import re
+from functools import partial
 
 TYPE_CHECKING = False  # `typing` and `dataclasses` cost ~10 ms of start-up
 if TYPE_CHECKING:
@@ -76,6 +77,7 @@ _TAG_STR = "tag:yaml.org,2002:str"
 _TAG_BOOL = "tag:yaml.org,2002:bool"
 _TAG_NULL = "tag:yaml.org,2002:null"
 _TAG_MERGE = "tag:yaml.org,2002:merge"
+_TAG_MAP = "tag:yaml.org,2002:map"
 _SAFE_SCALAR_TAGS = {
     _TAG_STR,
     _TAG_BOOL,
@@ -85,6 +87,7 @@ _SAFE_SCALAR_TAGS = {
     "tag:yaml.org,2002:timestamp",
     "tag:yaml.org,2002:binary",
 }
+_KEY_TAGS = _SAFE_SCALAR_TAGS  # merge keys (<<) and other tags take the slow path of _mapping
 _NUMBER_LIKE = re.compile(r"^[-+]?(\d[\d_]*)?\.?\d*[eE][-+]?\d+$")
 _YAML_BOOL_WORDS = {"yes", "no", "on", "off", "y", "n"}
 
@@ -173,6 +176,12 @@ def _loc(node: yaml.Node, key: str) -> Location:
     return Location(node.start_mark.line + 1, node.start_mark.column + 1, key)
 
 
+_new_location = partial(tuple.__new__, Location)
+"""``_new_location((line, column, key))`` is ``Location(line, column, key)`` without the Python-level ``__new__``
+a namedtuple has: the builder makes one per key written."""
+_new_key_use = partial(tuple.__new__, KeyUse)
+_ScalarNode, _SequenceNode, _MappingNode = yaml.ScalarNode, yaml.SequenceNode, yaml.MappingNode
+
 _SCALARS: dict[tuple[str, str], Any] = {}
 """(tag, text) -> value of the numbers, booleans, nulls and dates already constructed in this process: PyYAML's
 constructor is a pure function of the two, and the same ``true`` or ``0.0002`` recurs in every config."""
@@ -183,15 +192,16 @@ class _YamlBuilder:
     """Turns composed nodes into plain values, recording positions and traps.
 
     Each value is built with its key path and that path's :func:`key_string`, extended
-    one key at a time rather than joined again for every key.
+    one key at a time rather than joined again for every key. A mapping's scalar values,
+    most of a config, are built in its own loop rather than by a call of :meth:`build` each.
     """
 
     def __init__(self, doc: Document) -> None:
         self.doc = doc
         self.positions = doc.positions
+        self.uses = doc.uses
         self.count = 0
         self.entries: dict[int, dict[str, tuple[yaml.Node, yaml.Node]]] = {}
-        self.unique: set[int] = set()  # mappings without merges whose keys are all different
         self.constructor: Any = None  # a loader that constructs scalar values from nodes, made on first need
 
     def build(self, node: yaml.Node, path: KeyPath, name: str, depth: int) -> Any:
@@ -200,9 +210,9 @@ class _YamlBuilder:
             raise InputError(f"too many values (over {MAX_NODES:,}, aliases expanded): not a config", *_pos(node))
         if depth > MAX_DEPTH:
             raise InputError(f"nesting deeper than {MAX_DEPTH} levels", *_pos(node))
-        if isinstance(node, yaml.MappingNode):
+        if isinstance(node, _MappingNode):
             return self._mapping(node, path, name, depth)
-        if isinstance(node, yaml.SequenceNode):
+        if isinstance(node, _SequenceNode):
             self._check_tag(node, "tag:yaml.org,2002:seq")
             return [self.build(item, path + (i,), f"{name}[{i}]", depth + 1) for i, item in enumerate(node.value)]
         return self._scalar(node, name)
@@ -212,20 +222,36 @@ class _YamlBuilder:
             raise InputError(f"unsupported YAML tag {node.tag!r} (only plain data is read)", *_pos(node))
 
     def _mapping(self, node: yaml.MappingNode, path: KeyPath, name: str, depth: int) -> dict[str, Any]:
-        entries = self._entries(node, depth)
-        self._note_duplicates(node, name)
+        pairs = node.value
+        keys = [key_node.value for key_node, _ in pairs if key_node.tag in _KEY_TAGS and isinstance(key_node, _ScalarNode)]
+        if node.tag == _TAG_MAP and len(keys) == len(pairs) and len(set(keys)) == len(keys):
+            items: Any = zip(keys, pairs)  # the common case: plain keys, each written once, no merge
+        else:
+            items = self._entries(node, depth).items()
+            self._note_duplicates(node, name)
         result: dict[str, Any] = {}
         positions = self.positions
-        uses = self.doc.uses
-        for key, (key_node, value_node) in entries.items():
+        uses = self.uses
+        prefix = f"{name}." if name else ""
+        depth += 1
+        for key, (key_node, value_node) in items:
             child = path + (key,)
-            child_name = f"{name}.{key}" if name else key
+            child_name = prefix + key
             mark = key_node.start_mark
-            location = positions[child] = Location(mark.line + 1, mark.column + 1, child_name)
+            location = positions[child] = _new_location((mark.line + 1, mark.column + 1, child_name))
+            if isinstance(value_node, _ScalarNode):  # what build() does for a scalar, without the call
+                self.count += 1
+                if self.count > MAX_NODES:
+                    raise InputError(f"too many values (over {MAX_NODES:,}, aliases expanded): not a config", *_pos(value_node))
+                if depth > MAX_DEPTH:
+                    raise InputError(f"nesting deeper than {MAX_DEPTH} levels", *_pos(value_node))
+                value = result[key] = self._scalar(value_node, child_name)
+                uses.append(_new_key_use((child_name, location, value)))
+                continue
             slot = len(uses)
             uses.append(None)  # the parent's place, before its children's
-            value = result[key] = self.build(value_node, child, child_name, depth + 1)
-            uses[slot] = KeyUse(child_name, location, value)
+            value = result[key] = self.build(value_node, child, child_name, depth)
+            uses[slot] = _new_key_use((child_name, location, value))
         return result
 
     def _entries(self, node: yaml.MappingNode, depth: int) -> dict[str, tuple[yaml.Node, yaml.Node]]:
@@ -241,17 +267,14 @@ class _YamlBuilder:
             return known
         if depth > MAX_DEPTH:
             raise InputError(f"nesting deeper than {MAX_DEPTH} levels", *_pos(node))
-        self._check_tag(node, "tag:yaml.org,2002:map")
+        self._check_tag(node, _TAG_MAP)
         self.entries[id(node)] = {}
         entries: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-        for key_node, value_node in node.value:  # the common case: no merge key, one pass
+        for key_node, value_node in node.value:  # without a merge key, one pass
             if key_node.tag == _TAG_MERGE:
                 entries = self._merged_entries(node, depth)
                 break
             entries[self._key(key_node)] = (key_node, value_node)
-        else:
-            if len(entries) == len(node.value):
-                self.unique.add(id(node))
         self.entries[id(node)] = entries
         return entries
 
@@ -283,8 +306,6 @@ class _YamlBuilder:
 
     def _note_duplicates(self, node: yaml.MappingNode, name: str) -> None:
         """A key written twice in one mapping; keys overriding merged ones are not duplicates."""
-        if id(node) in self.unique:
-            return
         seen: dict[str, yaml.Node] = {}
         for key_node, _ in node.value:
             if key_node.tag == _TAG_MERGE:
