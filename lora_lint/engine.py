@@ -8,6 +8,8 @@ silence nothing. It knows no file format and holds no opinion of its own.
 from __future__ import annotations
 
 import os
+import re
+from functools import cache
 
 from lora_lint.document import InputError
 from lora_lint.facts import compute_facts
@@ -157,9 +159,12 @@ class Linter:
         facts = compute_facts(setup, self.project, predict_memory=self.report_facts)
         findings = []
         scope = dict(facts)  # what rule expressions read: the facts, plus the rule's options and item
+        fmt = setup.format
         for rule in self.enabled_rules(setup.path):
-            if rule.for_each == UNUSED_SUPPRESSIONS or not rule.applies_to(setup.format):
+            if rule.formats is not None and fmt not in rule.formats:
                 continue
+            if rule.for_each is not None and (rule.for_each == UNUSED_SUPPRESSIONS or not facts.get(rule.for_each)):
+                continue  # nothing to iterate: no hit, and no call to find that out
             for message, record in rule.evaluate(facts, self.options[rule.code], scope=scope):
                 finding = self._finding(rule, message, setup, record)
                 if not _suppressed(finding, suppressions):
@@ -279,9 +284,18 @@ def discover(paths: list[str], project: Project) -> Iterator[tuple[str, bool]]:
 
 
 def _excluded(name: str, project: Project) -> bool:
+    """``fnmatch.fnmatch(name, pattern)`` for any of the project's patterns, as one regular expression."""
+    exclusion = _exclusion(tuple(project.exclude))
+    return exclusion is not None and exclusion.match(os.path.normcase(name)) is not None
+
+
+@cache
+def _exclusion(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
     import fnmatch  # only folder walks need it
 
-    return any(fnmatch.fnmatch(name, pattern) for pattern in project.exclude)
+    if not patterns:
+        return None
+    return re.compile("|".join(fnmatch.translate(os.path.normcase(pattern)) for pattern in patterns))
 
 
 def worst_severity(results: list[FileResult]) -> int:
