@@ -12,8 +12,9 @@ JSON is parsed by the C ``json`` module; positions come from a small scan of the
 
 from __future__ import annotations
 
+import operator
 import re
-from functools import partial
+from functools import lru_cache, partial
 
 TYPE_CHECKING = False  # `typing` and `dataclasses` cost ~10 ms of start-up
 if TYPE_CHECKING:
@@ -28,40 +29,45 @@ try:  # libyaml is in every PyYAML wheel; the pure-Python loader is the fallback
     from yaml import CSafeLoader as _SafeLoader
 except ImportError:  # pragma: no cover
     from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
+_RESOLVER = yaml.resolver.Resolver()  # the safe loader's resolver: its resolve() reads only class-level tables
 
-_TAGS: dict[tuple[Any, Any, Any], str] = {}
-_TAGS_LIMIT = 8192
-_TAG_MEMO_MAX_TEXT = 256
-"""Longer scalars are resolved each time: the memo then holds at most ~2 MB of text, whatever a folder contains."""
+_TAG_MEMO_MAX_TEXT = 2 * 1024 * 1024
+"""Text held by the tag memo beyond which it is emptied (between files): a folder of prompts cannot grow it unbounded."""
+_TAG_MEMO_MAX_ENTRIES = 8192
+_memo_text = 0  # characters of text the tag memo holds
+
+
+@lru_cache(maxsize=None)
+def _memo_tag(kind: Any, value: Any, implicit: Any) -> str:
+    """The tag the safe loader resolves for a node; called only on a miss of the (C-level) memo."""
+    global _memo_text
+    if value is not None:
+        _memo_text += len(value)
+    return _RESOLVER.resolve(kind, value, implicit)
 
 
 class _ComposeLoader(_SafeLoader):  # type: ignore[misc, valid-type]
-    """The safe loader, with PyYAML's per-node tag resolution made cheap; the nodes composed are the same.
+    """The safe loader, with PyYAML's per-node Python hooks made C-level; the nodes composed are the same.
 
     libyaml parses, but PyYAML resolves every node's tag in Python: a scalar's tag is a pure
     function of (node kind, text, implicit flags) under the safe loader's fixed resolvers, so it
     is looked up once per process (the same ``true``, ``lora_r`` or ``0.0002`` recurs in every
-    config). The safe loader has no path resolvers, so the per-node path hooks have nothing to do.
-    This takes about a fifth off composing a folder of configs.
+    config) in an ``lru_cache``, whose hits run no Python code. The safe loader has no path
+    resolvers, so the per-node path hooks do nothing, as builtins that accept the same arguments.
+    Each node composed then calls no Python function but the node class's own ``__init__``.
     """
 
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
-        if value is not None and len(value) > _TAG_MEMO_MAX_TEXT:  # long text (a prompt) is rarely repeated
-            return _SafeLoader.resolve(self, kind, value, implicit)
-        key = (kind, value, implicit)
-        tag = _TAGS.get(key)
-        if tag is None:
-            tag = _SafeLoader.resolve(self, kind, value, implicit)
-            if len(_TAGS) >= _TAGS_LIMIT:
-                _TAGS.clear()
-            _TAGS[key] = tag
-        return tag
+    resolve = staticmethod(_memo_tag)
+    descend_resolver = staticmethod(operator.is_)  # (parent, index) -> ignored
+    ascend_resolver = staticmethod(tuple)  # () -> ignored
 
-    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
-        pass
 
-    def ascend_resolver(self) -> None:
-        pass
+def _bound_tag_memo() -> None:
+    """Empty the tag memo once it holds too much text or too many tags (between files, never during one)."""
+    global _memo_text
+    if _memo_text > _TAG_MEMO_MAX_TEXT or _memo_tag.cache_info().currsize > _TAG_MEMO_MAX_ENTRIES:
+        _memo_tag.cache_clear()
+        _memo_text = 0
 
 
 MAX_BYTES = 5 * 1024 * 1024
@@ -154,6 +160,7 @@ def decode(raw: bytes) -> str:
 
 def load_yaml(path: str, text: str) -> Document:
     doc = Document(path, None, text)
+    _bound_tag_memo()
     try:
         node = yaml.compose(text, Loader=_ComposeLoader)
     except yaml.MarkedYAMLError as exc:
