@@ -184,8 +184,10 @@ def read(doc: Document) -> list[LoraSetup]:
     setup.extras["loads_multimodal"] = data.get("processor_type") is not None
     setup.extras["fsdp"] = data.get("fsdp_config") is not None or data.get("fsdp") is not None  # axolotl's is_fsdp_enabled
     builder.unknown_keys(data, known_keys(), ALIASES)
+    settings = setup.settings
     for name, value in DEFAULTS.items():
-        setup.default(name, value)
+        if name not in settings:  # setup.default(name, value), without a call per default
+            setup.set(name, value, explicit=False)
     if setup.get("load_in_4bit"):
         for name, value in QLORA_DEFAULTS.items():
             setup.default(name, value)
