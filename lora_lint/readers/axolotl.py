@@ -177,8 +177,9 @@ def read(doc: Document) -> list[LoraSetup]:
     for name, key in (("datasets", "datasets"), ("val_datasets", "test_datasets")):
         if isinstance(data.get(key), list):
             builder.datasets(name, _records(builder, key, data[key]), key)
-    for key in EXTRA_KEYS:
-        builder.extra(key, key)
+    for key in EXTRA_KEYS:  # builder.extra(key, key), for top-level keys
+        if data.get(key) is not None:
+            setup.extras[key] = data[key]
     setup.extras.setdefault("adapter", None)
     # With a processor axolotl loads the image-text class of a multimodal model, not its text-only causal LM.
     setup.extras["loads_multimodal"] = data.get("processor_type") is not None

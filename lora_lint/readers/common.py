@@ -286,7 +286,7 @@ class SetupBuilder:
 
     def extra(self, name: str, *path: str | int) -> None:
         """Keep a format-specific value for rules, when the file has it."""
-        raw = self.doc.data.get(path[0]) if len(path) == 1 and isinstance(self.doc.data, dict) else self.value(*path)
+        raw = self.value(*path)
         if raw is not None:
             self.setup.extras[name] = raw
 
@@ -327,8 +327,15 @@ def key_uses(doc: Document) -> list[KeyUse]:
 
 
 def first_location(doc: Document) -> Location | None:
-    """The first top-level key written; two keys never share a line and column, so locations compare as tuples."""
-    return min((loc for path, loc in doc.positions.items() if len(path) == 1), default=None)
+    """The first top-level key written; two keys never share a line and column, so locations compare as tuples.
+
+    Only a mapping has top-level keys, and its keys are those of the data: looking each up is cheaper
+    than scanning the positions of every nested key.
+    """
+    if not isinstance(doc.data, dict):
+        return min((loc for path, loc in doc.positions.items() if len(path) == 1), default=None)
+    positions = doc.positions
+    return min([positions[(key,)] for key in doc.data if (key,) in positions], default=None)
 
 
 def _nearest_location(doc: Document, path: tuple[str | int, ...]) -> Location | None:
