@@ -35,12 +35,14 @@ _TAG_MEMO_MAX_TEXT = 2 * 1024 * 1024
 """Text held by the tag memo beyond which it is emptied (between files): a folder of prompts cannot grow it unbounded."""
 _TAG_MEMO_MAX_ENTRIES = 8192
 _memo_text = 0  # characters of text the tag memo holds
+_memo_entries = 0
 
 
 @lru_cache(maxsize=None)
 def _memo_tag(kind: Any, value: Any, implicit: Any) -> str:
     """The tag the safe loader resolves for a node; called only on a miss of the (C-level) memo."""
-    global _memo_text
+    global _memo_text, _memo_entries
+    _memo_entries += 1
     if value is not None:
         _memo_text += len(value)
     return _RESOLVER.resolve(kind, value, implicit)
@@ -64,10 +66,10 @@ class _ComposeLoader(_SafeLoader):  # type: ignore[misc, valid-type]
 
 def _bound_tag_memo() -> None:
     """Empty the tag memo once it holds too much text or too many tags (between files, never during one)."""
-    global _memo_text
-    if _memo_text > _TAG_MEMO_MAX_TEXT or _memo_tag.cache_info().currsize > _TAG_MEMO_MAX_ENTRIES:
+    global _memo_text, _memo_entries
+    if _memo_text > _TAG_MEMO_MAX_TEXT or _memo_entries > _TAG_MEMO_MAX_ENTRIES:
         _memo_tag.cache_clear()
-        _memo_text = 0
+        _memo_text = _memo_entries = 0
 
 
 MAX_BYTES = 5 * 1024 * 1024
