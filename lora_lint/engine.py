@@ -175,9 +175,8 @@ class Linter:
         facts = compute_facts(setup, self.project, predict_memory=self.report_facts)
         findings = []
         scope = dict(facts)  # what rule expressions read: the facts, plus the rule's options and item
-        fmt = setup.format
         for rule in self.enabled_rules(setup.path):
-            if rule.formats is not None and fmt not in rule.formats:
+            if not rule.applies_to(setup.format):
                 continue
             if rule.for_each is not None and (rule.for_each == UNUSED_SUPPRESSIONS or not facts.get(rule.for_each)):
                 continue  # nothing to iterate: no hit, and no call to find that out
