@@ -12,7 +12,9 @@ JSON is parsed by the C ``json`` module; positions come from a small scan of the
 
 from __future__ import annotations
 
+import operator
 import re
+from functools import lru_cache, partial
 
 TYPE_CHECKING = False  # `typing` and `dataclasses` cost ~10 ms of start-up
 if TYPE_CHECKING:
@@ -27,40 +29,47 @@ try:  # libyaml is in every PyYAML wheel; the pure-Python loader is the fallback
     from yaml import CSafeLoader as _SafeLoader
 except ImportError:  # pragma: no cover
     from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
+_RESOLVER = yaml.resolver.Resolver()  # the safe loader's resolver: its resolve() reads only class-level tables
 
-_TAGS: dict[tuple[Any, Any, Any], str] = {}
-_TAGS_LIMIT = 8192
-_TAG_MEMO_MAX_TEXT = 256
-"""Longer scalars are resolved each time: the memo then holds at most ~2 MB of text, whatever a folder contains."""
+_TAG_MEMO_MAX_TEXT = 2 * 1024 * 1024
+"""Text held by the tag memo beyond which it is emptied (between files): a folder of prompts cannot grow it unbounded."""
+_TAG_MEMO_MAX_ENTRIES = 8192
+_memo_text = 0  # characters of text the tag memo holds
+_memo_entries = 0
+
+
+@lru_cache(maxsize=None)
+def _memo_tag(kind: Any, value: Any, implicit: Any) -> str:
+    """The tag the safe loader resolves for a node; called only on a miss of the (C-level) memo."""
+    global _memo_text, _memo_entries
+    _memo_entries += 1
+    if value is not None:
+        _memo_text += len(value)
+    return _RESOLVER.resolve(kind, value, implicit)
 
 
 class _ComposeLoader(_SafeLoader):  # type: ignore[misc, valid-type]
-    """The safe loader, with PyYAML's per-node tag resolution made cheap; the nodes composed are the same.
+    """The safe loader, with PyYAML's per-node Python hooks made C-level; the nodes composed are the same.
 
     libyaml parses, but PyYAML resolves every node's tag in Python: a scalar's tag is a pure
     function of (node kind, text, implicit flags) under the safe loader's fixed resolvers, so it
     is looked up once per process (the same ``true``, ``lora_r`` or ``0.0002`` recurs in every
-    config). The safe loader has no path resolvers, so the per-node path hooks have nothing to do.
-    This takes about a fifth off composing a folder of configs.
+    config) in an ``lru_cache``, whose hits run no Python code. The safe loader has no path
+    resolvers, so the per-node path hooks do nothing, as builtins that accept the same arguments.
+    Each node composed then calls no Python function but the node class's own ``__init__``.
     """
 
-    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
-        if value is not None and len(value) > _TAG_MEMO_MAX_TEXT:  # long text (a prompt) is rarely repeated
-            return _SafeLoader.resolve(self, kind, value, implicit)
-        key = (kind, value, implicit)
-        tag = _TAGS.get(key)
-        if tag is None:
-            tag = _SafeLoader.resolve(self, kind, value, implicit)
-            if len(_TAGS) >= _TAGS_LIMIT:
-                _TAGS.clear()
-            _TAGS[key] = tag
-        return tag
+    resolve = staticmethod(_memo_tag)
+    descend_resolver = staticmethod(operator.is_)  # (parent, index) -> ignored
+    ascend_resolver = staticmethod(tuple)  # () -> ignored
 
-    def descend_resolver(self, current_node: Any, current_index: Any) -> None:
-        pass
 
-    def ascend_resolver(self) -> None:
-        pass
+def _bound_tag_memo() -> None:
+    """Empty the tag memo once it holds too much text or too many tags (between files, never during one)."""
+    global _memo_text, _memo_entries
+    if _memo_text > _TAG_MEMO_MAX_TEXT or _memo_entries > _TAG_MEMO_MAX_ENTRIES:
+        _memo_tag.cache_clear()
+        _memo_text = _memo_entries = 0
 
 
 MAX_BYTES = 5 * 1024 * 1024
@@ -76,6 +85,7 @@ _TAG_STR = "tag:yaml.org,2002:str"
 _TAG_BOOL = "tag:yaml.org,2002:bool"
 _TAG_NULL = "tag:yaml.org,2002:null"
 _TAG_MERGE = "tag:yaml.org,2002:merge"
+_TAG_MAP = "tag:yaml.org,2002:map"
 _SAFE_SCALAR_TAGS = {
     _TAG_STR,
     _TAG_BOOL,
@@ -85,6 +95,7 @@ _SAFE_SCALAR_TAGS = {
     "tag:yaml.org,2002:timestamp",
     "tag:yaml.org,2002:binary",
 }
+_KEY_TAGS = _SAFE_SCALAR_TAGS  # merge keys (<<) and other tags take the slow path of _mapping
 _NUMBER_LIKE = re.compile(r"^[-+]?(\d[\d_]*)?\.?\d*[eE][-+]?\d+$")
 _YAML_BOOL_WORDS = {"yes", "no", "on", "off", "y", "n"}
 
@@ -151,6 +162,7 @@ def decode(raw: bytes) -> str:
 
 def load_yaml(path: str, text: str) -> Document:
     doc = Document(path, None, text)
+    _bound_tag_memo()
     try:
         node = yaml.compose(text, Loader=_ComposeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -173,6 +185,12 @@ def _loc(node: yaml.Node, key: str) -> Location:
     return Location(node.start_mark.line + 1, node.start_mark.column + 1, key)
 
 
+_new_location = partial(tuple.__new__, Location)
+"""``_new_location((line, column, key))`` is ``Location(line, column, key)`` without the Python-level ``__new__``
+a namedtuple has: the builder makes one per key written."""
+_new_key_use = partial(tuple.__new__, KeyUse)
+_ScalarNode, _SequenceNode, _MappingNode = yaml.ScalarNode, yaml.SequenceNode, yaml.MappingNode
+
 _SCALARS: dict[tuple[str, str], Any] = {}
 """(tag, text) -> value of the numbers, booleans, nulls and dates already constructed in this process: PyYAML's
 constructor is a pure function of the two, and the same ``true`` or ``0.0002`` recurs in every config."""
@@ -183,15 +201,16 @@ class _YamlBuilder:
     """Turns composed nodes into plain values, recording positions and traps.
 
     Each value is built with its key path and that path's :func:`key_string`, extended
-    one key at a time rather than joined again for every key.
+    one key at a time rather than joined again for every key. A mapping's scalar values,
+    most of a config, are built in its own loop rather than by a call of :meth:`build` each.
     """
 
     def __init__(self, doc: Document) -> None:
         self.doc = doc
         self.positions = doc.positions
+        self.uses = doc.uses
         self.count = 0
         self.entries: dict[int, dict[str, tuple[yaml.Node, yaml.Node]]] = {}
-        self.unique: set[int] = set()  # mappings without merges whose keys are all different
         self.constructor: Any = None  # a loader that constructs scalar values from nodes, made on first need
 
     def build(self, node: yaml.Node, path: KeyPath, name: str, depth: int) -> Any:
@@ -200,9 +219,9 @@ class _YamlBuilder:
             raise InputError(f"too many values (over {MAX_NODES:,}, aliases expanded): not a config", *_pos(node))
         if depth > MAX_DEPTH:
             raise InputError(f"nesting deeper than {MAX_DEPTH} levels", *_pos(node))
-        if isinstance(node, yaml.MappingNode):
+        if isinstance(node, _MappingNode):
             return self._mapping(node, path, name, depth)
-        if isinstance(node, yaml.SequenceNode):
+        if isinstance(node, _SequenceNode):
             self._check_tag(node, "tag:yaml.org,2002:seq")
             return [self.build(item, path + (i,), f"{name}[{i}]", depth + 1) for i, item in enumerate(node.value)]
         return self._scalar(node, name)
@@ -212,20 +231,36 @@ class _YamlBuilder:
             raise InputError(f"unsupported YAML tag {node.tag!r} (only plain data is read)", *_pos(node))
 
     def _mapping(self, node: yaml.MappingNode, path: KeyPath, name: str, depth: int) -> dict[str, Any]:
-        entries = self._entries(node, depth)
-        self._note_duplicates(node, name)
+        pairs = node.value
+        keys = [key_node.value for key_node, _ in pairs if key_node.tag in _KEY_TAGS and isinstance(key_node, _ScalarNode)]
+        if node.tag == _TAG_MAP and len(keys) == len(pairs) and len(set(keys)) == len(keys):
+            items: Any = zip(keys, pairs)  # the common case: plain keys, each written once, no merge
+        else:
+            items = self._entries(node, depth).items()
+            self._note_duplicates(node, name)
         result: dict[str, Any] = {}
         positions = self.positions
-        uses = self.doc.uses
-        for key, (key_node, value_node) in entries.items():
+        uses = self.uses
+        prefix = f"{name}." if name else ""
+        depth += 1
+        for key, (key_node, value_node) in items:
             child = path + (key,)
-            child_name = f"{name}.{key}" if name else key
+            child_name = prefix + key
             mark = key_node.start_mark
-            location = positions[child] = Location(mark.line + 1, mark.column + 1, child_name)
+            location = positions[child] = _new_location((mark.line + 1, mark.column + 1, child_name))
+            if isinstance(value_node, _ScalarNode):  # what build() does for a scalar, without the call
+                self.count += 1
+                if self.count > MAX_NODES:
+                    raise InputError(f"too many values (over {MAX_NODES:,}, aliases expanded): not a config", *_pos(value_node))
+                if depth > MAX_DEPTH:
+                    raise InputError(f"nesting deeper than {MAX_DEPTH} levels", *_pos(value_node))
+                value = result[key] = self._scalar(value_node, child_name)
+                uses.append(_new_key_use((child_name, location, value)))
+                continue
             slot = len(uses)
             uses.append(None)  # the parent's place, before its children's
-            value = result[key] = self.build(value_node, child, child_name, depth + 1)
-            uses[slot] = KeyUse(child_name, location, value)
+            value = result[key] = self.build(value_node, child, child_name, depth)
+            uses[slot] = _new_key_use((child_name, location, value))
         return result
 
     def _entries(self, node: yaml.MappingNode, depth: int) -> dict[str, tuple[yaml.Node, yaml.Node]]:
@@ -241,17 +276,14 @@ class _YamlBuilder:
             return known
         if depth > MAX_DEPTH:
             raise InputError(f"nesting deeper than {MAX_DEPTH} levels", *_pos(node))
-        self._check_tag(node, "tag:yaml.org,2002:map")
+        self._check_tag(node, _TAG_MAP)
         self.entries[id(node)] = {}
         entries: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-        for key_node, value_node in node.value:  # the common case: no merge key, one pass
+        for key_node, value_node in node.value:  # without a merge key, one pass
             if key_node.tag == _TAG_MERGE:
                 entries = self._merged_entries(node, depth)
                 break
             entries[self._key(key_node)] = (key_node, value_node)
-        else:
-            if len(entries) == len(node.value):
-                self.unique.add(id(node))
         self.entries[id(node)] = entries
         return entries
 
@@ -283,8 +315,6 @@ class _YamlBuilder:
 
     def _note_duplicates(self, node: yaml.MappingNode, name: str) -> None:
         """A key written twice in one mapping; keys overriding merged ones are not duplicates."""
-        if id(node) in self.unique:
-            return
         seen: dict[str, yaml.Node] = {}
         for key_node, _ in node.value:
             if key_node.tag == _TAG_MERGE:

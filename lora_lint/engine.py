@@ -8,6 +8,8 @@ silence nothing. It knows no file format and holds no opinion of its own.
 from __future__ import annotations
 
 import os
+import re
+from functools import cache, partial
 
 from lora_lint.document import InputError
 from lora_lint.facts import compute_facts
@@ -17,6 +19,7 @@ from lora_lint.suppressions import find_suppressions
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any, Iterator
 
     from lora_lint.lora_setup import LoraSetup
@@ -27,22 +30,33 @@ _LORA_MARKERS = (b"lora", b"LoRA", b"LORA", b"Lora", b"peft", b"adapter")
 
 
 class Finding:
-    """One rule hit, at the position of the value it is about."""
+    """One rule hit, at the position of the value it is about.
 
-    __slots__ = ("code", "name", "severity", "message", "path", "line", "column", "key")
+    ``message`` may be given as a function that renders it, called on first read: a quiet run
+    that passes shows no message, and rendering them all is a measurable part of its time.
+    """
 
-    def __init__(self, code: str, name: str, severity: str, message: str, path: str, line: int, column: int, key: str | None) -> None:  # fmt: skip
+    __slots__ = ("code", "name", "severity", "_message", "path", "line", "column", "key")
+    FIELDS = ("code", "name", "severity", "message", "path", "line", "column", "key")
+
+    def __init__(self, code: str, name: str, severity: str, message: str | Callable[[], str], path: str, line: int, column: int, key: str | None) -> None:  # fmt: skip
         self.code = code
         self.name = name
         self.severity = severity
-        self.message = message
+        self._message = message
         self.path = path
         self.line = line
         self.column = column
         self.key = key
 
+    @property
+    def message(self) -> str:
+        if not isinstance(self._message, str):
+            self._message = self._message()
+        return self._message
+
     def as_dict(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
+        return {name: getattr(self, name) for name in self.FIELDS}
 
     def __repr__(self) -> str:
         return f"{self.path}:{self.line}:{self.column}: {self.code} [{self.severity}] {self.message}"
@@ -69,14 +83,18 @@ class Linter:
     """Rules and policy loaded once, applied to any number of files.
 
     ``report_facts=False`` says nobody will read the facts (a text or SARIF report): facts
-    no rule can use then are not computed.
+    no rule can use then are not computed. ``render_messages=False`` renders a finding's message
+    when it is first read rather than when the rule hits (a ``--quiet`` run prints findings only
+    when it fails); a message field that cannot be evaluated then raises :class:`RulePackError` there.
     """
 
     def __init__(
-        self, project: Project, extra_rules: list[str | os.PathLike[str]] | None = None, *, report_facts: bool = True
-    ) -> None:
+        self, project: Project, extra_rules: list[str | os.PathLike[str]] | None = None, *, report_facts: bool = True,
+        render_messages: bool = True,
+    ) -> None:  # fmt: skip
         self.project = project
         self.report_facts = report_facts
+        self.render_messages = render_messages
         self.rules = load_rules([BUILTIN_RULES, *project.extra_rules, *(extra_rules or [])])
         project.check_rule_references({ident for rule in self.rules for ident in (rule.code, rule.name)})
         self.options = {rule.code: self._rule_options(rule) for rule in self.rules}
@@ -158,9 +176,14 @@ class Linter:
         findings = []
         scope = dict(facts)  # what rule expressions read: the facts, plus the rule's options and item
         for rule in self.enabled_rules(setup.path):
-            if rule.for_each == UNUSED_SUPPRESSIONS or not rule.applies_to(setup.format):
+            if not rule.applies_to(setup.format):
                 continue
-            for message, record in rule.evaluate(facts, self.options[rule.code], scope=scope):
+            if rule.for_each is not None and (rule.for_each == UNUSED_SUPPRESSIONS or not facts.get(rule.for_each)):
+                continue  # nothing to iterate: no hit, and no call to find that out
+            options = self.options[rule.code]
+            for message, record in rule.evaluate(facts, options, scope=scope, render=self.render_messages):
+                if message is None:
+                    message = partial(rule.message_for, facts, options, record)
                 finding = self._finding(rule, message, setup, record)
                 if not _suppressed(finding, suppressions):
                     findings.append(finding)
@@ -175,7 +198,7 @@ class Linter:
                 for message, record in rule.evaluate(facts, self.options[rule.code]):
                     result.findings.append(self._finding(rule, message, result.setup, record))
 
-    def _finding(self, rule: Rule, message: str, setup: LoraSetup | None, record: dict[str, Any] | None) -> Finding:
+    def _finding(self, rule: Rule, message: str | Callable[[], str], setup: LoraSetup | None, record: dict[str, Any] | None) -> Finding:
         line, column, key = 1, 1, None
         if record is not None and record.get("line"):
             line, column, key = record["line"], record.get("column") or 1, record.get("key")
@@ -279,9 +302,18 @@ def discover(paths: list[str], project: Project) -> Iterator[tuple[str, bool]]:
 
 
 def _excluded(name: str, project: Project) -> bool:
+    """``fnmatch.fnmatch(name, pattern)`` for any of the project's patterns, as one regular expression."""
+    exclusion = _exclusion(tuple(project.exclude))
+    return exclusion is not None and exclusion.match(os.path.normcase(name)) is not None
+
+
+@cache
+def _exclusion(patterns: tuple[str, ...]) -> re.Pattern[str] | None:
     import fnmatch  # only folder walks need it
 
-    return any(fnmatch.fnmatch(name, pattern) for pattern in project.exclude)
+    if not patterns:
+        return None
+    return re.compile("|".join(fnmatch.translate(os.path.normcase(pattern)) for pattern in patterns))
 
 
 def worst_severity(results: list[FileResult]) -> int:

@@ -69,13 +69,15 @@ class Rule:
         return self.formats is None or fmt in self.formats
 
     def evaluate(
-        self, facts: dict[str, Any], options: dict[str, Any], *, scope: dict[str, Any] | None = None
-    ) -> list[tuple[str, dict[str, Any] | None]]:
+        self, facts: dict[str, Any], options: dict[str, Any], *, scope: dict[str, Any] | None = None, render: bool = True
+    ) -> list[tuple[str | None, dict[str, Any] | None]]:
         """Messages of every hit, each with the record it is about (None for config-level rules).
 
         Expressions read dictionaries with dots (``options.min_ratio``, ``item.key``). ``scope`` is a
         copy of ``facts`` that a caller running many rules over one config reuses (copying ~150 facts
         for each of ~50 rules is a measurable part of a folder's run); ``options`` and ``item`` are set in it.
+        ``render=False`` gives None for each message, for a caller that renders only the messages it shows
+        (:meth:`message_for`).
         """
         condition = self._condition
         if condition is None:
@@ -91,8 +93,12 @@ class Rule:
             except Exception as exc:  # noqa: BLE001 - any failure is the rule author's, reported as such
                 raise self._error(self.when, exc) from None
             if hit:
-                hits.append((self._render(names), record))
+                hits.append((self._render(names) if render else None, record))
         return hits
+
+    def message_for(self, facts: dict[str, Any], options: dict[str, Any], record: dict[str, Any] | None) -> str:
+        """The message :meth:`evaluate` renders for a hit on ``record``."""
+        return self._render({**facts, "options": options, "item": record})
 
     def _render(self, names: dict[str, Any]) -> str:
         """The message, each ``{expression}`` or ``{expression!conversion:format_spec}`` field filled in."""

@@ -126,6 +126,17 @@ def test_compose_loader_builds_the_safe_loaders_nodes() -> None:
         assert _shape(yaml.compose(text, Loader=_ComposeLoader)) == _shape(yaml.compose(text, Loader=_SafeLoader))
 
 
+def test_the_tag_memo_is_emptied_between_files_once_it_holds_too_much_text(monkeypatch) -> None:
+    from lora_lint import document
+
+    monkeypatch.setattr(document, "_TAG_MEMO_MAX_TEXT", 1000)
+    load_yaml("a.yml", f"prompt: {'x' * 2000}\n")
+    assert document._memo_tag.cache_info().currsize > 0
+    load_yaml("b.yml", "r: 8\n")  # emptied before composing this one, which then adds its own tags
+    assert document._memo_text < 1000
+    assert load_yaml("c.yml", f"prompt: {'x' * 2000}\n").data == {"prompt": "x" * 2000}
+
+
 def test_keys_recorded_while_building_equal_a_walk_of_the_data() -> None:
     """The YAML builder records every written key as it goes; readers would otherwise walk the data for them."""
     from lora_lint.document import load_yaml

@@ -244,3 +244,30 @@ def test_a_refused_rule_is_a_usage_error_on_the_command_line(tmp_path, monkeypat
     assert main(["check", "train.yml", "--rules", "policy"]) == 2
     err = capsys.readouterr().err
     assert "ACME001-acme-rank-cap.yaml: rule ACME001: cannot use 'r.__class__' in when" in err and "Traceback" not in err
+
+
+def test_a_quiet_run_renders_messages_only_to_report_them(tmp_path, monkeypatch, capsys):
+    """--quiet defers rendering: a failing run still reports the message, or a field that cannot be evaluated."""
+    from lora_lint.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LORA_LINT_CACHE_DIR", str(tmp_path / "cache"))
+    (tmp_path / "train.yml").write_text("base_model: TinyLlama/TinyLlama_v1.1\nadapter: lora\nlora_r: 64\nlora_alpha: 32\n")
+    write_rule(tmp_path / "policy")
+    assert main(["check", "-q", "--select", "ACME001", "train.yml", "--rules", "policy"]) == 1
+    assert "ACME001 [error] r 64 is too high" in capsys.readouterr().out
+    write_rule(tmp_path / "policy", message="r {r.nope}")
+    assert main(["check", "-q", "--select", "ACME001", "train.yml", "--rules", "policy"]) == 2
+    err = capsys.readouterr().err
+    assert "rule ACME001: cannot evaluate 'r.nope': r is an int, not a dict" in err and "Traceback" not in err
+
+
+def test_a_deferred_message_is_the_message_rendered_at_once(tmp_path):
+    from lora_lint.engine import Linter
+    from lora_lint.project import Project
+
+    config = Path(__file__).resolve().parent.parent / "examples" / "axolotl" / "good-qlora.yml"
+    eager = Linter(Project(tmp_path)).lint_paths([str(config)])
+    deferred = Linter(Project(tmp_path), render_messages=False).lint_paths([str(config)])
+    assert eager[0].findings and not any(isinstance(f._message, str) for f in deferred[0].findings)
+    assert [f.as_dict() for f in eager[0].findings] == [f.as_dict() for f in deferred[0].findings]

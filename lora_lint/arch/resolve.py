@@ -54,10 +54,19 @@ class ModelConfigError(ValueError):
 class Resolution(Record):
     """A resolved base model: its ``config.json`` contents and where they came from."""
 
+    __slots__ = ("model_id", "config", "source", "path")
+
     model_id: str
     config: dict
     source: str  # "local-dir" | "hf-cache" | "catalog" | "user" | "local-name"
     path: str | None
+
+    def __init__(self, model_id: str, config: dict, source: str, path: str | None) -> None:
+        """A plain ``__init__``: one resolution per config of a folder (see :mod:`lora_lint.record`)."""
+        self.model_id = model_id
+        self.config = config
+        self.source = source
+        self.path = path
 
 
 def resolve_base_model(

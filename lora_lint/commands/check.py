@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         project = load_project(os.getcwd(), args.config)
         _apply_flags(project, args)
-        linter = Linter(project, args.rules, report_facts=resolve_format(args.format) == "json")
+        # --quiet prints findings only when the run fails: their messages are rendered then, if at all
+        linter = Linter(project, args.rules, report_facts=resolve_format(args.format) == "json", render_messages=not args.quiet)
         if args.paths == ["-"]:
             raw = sys.stdin.buffer.read()
             results = linter.lint_bytes(args.stdin_filename, raw)
@@ -78,7 +79,11 @@ def run(args: argparse.Namespace) -> int:
     else:
         code = EXIT_FINDINGS if worst_severity(results) >= SEVERITY_RANK[project.fail_on] else EXIT_CLEAN
     if not (args.quiet and code == EXIT_CLEAN):  # --quiet: a passing run prints nothing, as a pre-commit hook wants
-        report = render(output_format, results, linter, color=color)
+        try:
+            report = render(output_format, results, linter, color=color)
+        except RulePackError as exc:  # a message field rendered only now (--quiet)
+            print(f"lora-lint: {exc}", file=sys.stderr)
+            return EXIT_ERROR
         if args.output:
             try:
                 args.output.write_text(report + "\n", encoding="utf-8")

@@ -142,6 +142,11 @@ def _convert(value: Any, expected: str) -> Any:
     return UNKNOWN
 
 
+_SCALAR_MATCHES: dict[tuple[type, str], bool] = {}
+"""(type of a scalar value, expected type name) -> whether it matches: for anything but a container the
+answer depends on the value's type alone, and a folder of configs asks the same few questions thousands of times."""
+
+
 def checked(value: Any, expected: str) -> tuple[bool, Any]:
     """(whether ``value`` has the ``expected`` type, the value to keep).
 
@@ -149,6 +154,12 @@ def checked(value: Any, expected: str) -> tuple[bool, Any]:
     (``"16"`` for an int), so later facts still work while the note reports the mistake;
     otherwise it is kept as :data:`UNKNOWN`.
     """
+    kind = type(value)
+    if kind is not list and kind is not tuple and kind is not set and kind is not dict:
+        matches = _SCALAR_MATCHES.get((kind, expected))
+        if matches is None:
+            matches = _SCALAR_MATCHES[kind, expected] = any(_matches(value, alternative) for alternative in expected.split("|"))
+        return (True, value) if matches else (False, _convert(value, expected))
     if any(_matches(value, alternative) for alternative in expected.split("|")):
         if isinstance(value, (tuple, set)):
             return True, _convert(value, expected)
@@ -169,7 +180,7 @@ class SetupBuilder:
         self.lenient = lenient
         self.setup = LoraSetup(path=doc.path, format=fmt)
         self.setup.notes.extend(doc.notes)
-        self.setup.keys.extend(key_uses(doc))
+        self.setup.keys = key_uses(doc)
         self.setup.start = first_location(doc)
 
     def value(self, *path: str | int) -> Any:
@@ -211,9 +222,12 @@ class SetupBuilder:
         """
         data = self.doc.data
         if isinstance(data, dict):
+            positions = self.doc.positions
             for key, setting in settings.items():
-                if data.get(key) is not None:
-                    self.take(setting, key)
+                raw = data.get(key)
+                if raw is not None:  # what take(setting, key) does, for a top-level key
+                    location = positions.get((key,))
+                    self.setup.set(setting, self.typed(setting, raw, location, key), location)
 
     def typed(self, name: str, raw: Any, location: Location | None, key: str) -> Any:
         """``raw`` checked against the type of setting ``name``, noting a wrong type."""
@@ -247,7 +261,9 @@ class SetupBuilder:
         ``also_known`` adds keys read by a tool around the framework (alignment-handbook's scripts).
         """
         schema = None if isinstance(known, frozenset) else known
-        names = (known if schema is None else schema.known) | also_known
+        names = known if schema is None else schema.known
+        if also_known:
+            names = names | also_known
         for key in keys:
             if not isinstance(key, str) or key in names:
                 continue
@@ -311,8 +327,15 @@ def key_uses(doc: Document) -> list[KeyUse]:
 
 
 def first_location(doc: Document) -> Location | None:
-    top = [loc for path, loc in doc.positions.items() if len(path) == 1]
-    return min(top, key=lambda loc: (loc.line, loc.column)) if top else None
+    """The first top-level key written; two keys never share a line and column, so locations compare as tuples.
+
+    Only a mapping has top-level keys, and its keys are those of the data: looking each up is cheaper
+    than scanning the positions of every nested key.
+    """
+    if not isinstance(doc.data, dict):
+        return min((loc for path, loc in doc.positions.items() if len(path) == 1), default=None)
+    positions = doc.positions
+    return min([positions[(key,)] for key in doc.data if (key,) in positions], default=None)
 
 
 def _nearest_location(doc: Document, path: tuple[str | int, ...]) -> Location | None:

@@ -140,11 +140,12 @@ def detect_format(path: str, data: Any) -> str | None:
         return "peft" if peft.is_lora(data) else None
     if "use_peft" in data:
         return "trl"
-    if any(isinstance(value, dict) and "_component_" in value for value in data.values()):
-        return "torchtune"
+    for value in data.values():
+        if isinstance(value, dict) and "_component_" in value:
+            return "torchtune"
     if is_llamafactory_v1(data) and ("model" in data or "train_dataset" in data or "model_class" in data):
         return "llamafactory"
-    keys = {key for key in data if isinstance(key, str)}
+    keys = data.keys()  # the key sets hold only strings, so other keys never count
     scores = {fmt: 2 * len(keys & SPECIFIC_KEYS[fmt]) + len(keys & SHARED_KEYS[fmt]) for fmt in PREFERENCE}
     best = max(PREFERENCE, key=lambda fmt: scores[fmt])  # max keeps the first of equal scores
     return best if scores[best] >= MIN_SCORE and keys & SPECIFIC_KEYS[best] else None
