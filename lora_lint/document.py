@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import operator
 import re
-from functools import lru_cache, partial
+from functools import cache, partial
 
 TYPE_CHECKING = False  # `typing` and `dataclasses` cost ~10 ms of start-up
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ _memo_text = 0  # characters of text the tag memo holds
 _memo_entries = 0
 
 
-@lru_cache(maxsize=None)
+@cache
 def _memo_tag(kind: Any, value: Any, implicit: Any) -> str:
     """The tag the safe loader resolves for a node; called only on a miss of the (C-level) memo."""
     global _memo_text, _memo_entries
@@ -54,7 +54,7 @@ class _ComposeLoader(_SafeLoader):  # type: ignore[misc, valid-type]
     libyaml parses, but PyYAML resolves every node's tag in Python: a scalar's tag is a pure
     function of (node kind, text, implicit flags) under the safe loader's fixed resolvers, so it
     is looked up once per process (the same ``true``, ``lora_r`` or ``0.0002`` recurs in every
-    config) in an ``lru_cache``, whose hits run no Python code. The safe loader has no path
+    config) in a ``functools.cache``, whose hits run no Python code. The safe loader has no path
     resolvers, so the per-node path hooks do nothing, as builtins that accept the same arguments.
     Each node composed then calls no Python function but the node class's own ``__init__``.
     """
@@ -113,7 +113,7 @@ class InputError(Exception):
 class Document:
     """Plain values of a file, where each key sits, and what loading noticed."""
 
-    __slots__ = ("path", "data", "text", "positions", "notes", "uses")
+    __slots__ = ("data", "notes", "path", "positions", "text", "uses")
 
     def __init__(self, path: str, data: Any, text: str) -> None:
         self.path = path

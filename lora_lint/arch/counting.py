@@ -414,10 +414,10 @@ class _Counter:
                     module_parts.append(layer)
                     flat_layers.append(layer)
                     adapted_modules.append((layer, part, 1))
-                for layer in self._parameter_layers(part, part.name, parameters, parameter_leaves, layer is not None):
-                    parameter_parts.append(layer)
-                    flat_layers.append(layer)
-                    adapted_parameters.append((layer, 1))
+                for wrapped in self._parameter_layers(part, part.name, parameters, parameter_leaves, layer is not None):
+                    parameter_parts.append(wrapped)
+                    flat_layers.append(wrapped)
+                    adapted_parameters.append((wrapped, 1))
                 continue
             if positional:
                 run = self._positional_run(part, match_targets, regex)
@@ -438,8 +438,11 @@ class _Counter:
                     if layer is not None:
                         adapted.append(layer.renamed(module.name))
                         adapted_modules.append((adapted[-1], module, instances))
-                    for layer in self._parameter_layers(module, prefix + module.name, parameters, parameter_leaves, layer is not None):
-                        wrapped.append(layer.renamed(layer.name[len(prefix) :]))
+                    on_parameters = self._parameter_layers(
+                        module, prefix + module.name, parameters, parameter_leaves, layer is not None
+                    )
+                    for parameter_layer in on_parameters:
+                        wrapped.append(parameter_layer.renamed(parameter_layer.name[len(prefix) :]))
                         adapted_parameters.append((wrapped[-1], instances))
                 by_template.append(tuple(adapted))
                 parameters_by_template.append(tuple(wrapped))

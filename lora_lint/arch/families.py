@@ -13,7 +13,7 @@ property test builds every family on the meta device and compares.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from functools import cache
 from lora_lint.record import Record, replace
 
@@ -190,8 +190,9 @@ def _decoder(
             for norm in layer_norms:
                 _norm(b, f"{p}.{norm}", hidden, norm_kind)
 
-        if getattr(mlp, "uniform", False):
-            b.repeat("model.layers", c["num_hidden_layers"], lambda b, p: layer(b, p, 0))
+        variant = getattr(mlp, "variant", None)
+        if variant is not None:
+            b.repeat("model.layers", c["num_hidden_layers"], layer, lambda i: variant(c, i))
         else:
             for i in range(c["num_hidden_layers"]):
                 layer(b, f"model.layers.{i}", i)
@@ -216,8 +217,18 @@ def _norm(b: Builder, name: str, shape: int | tuple[int, ...], kind: str) -> Non
 
 def _uniform(mlp: MlpFn) -> MlpFn:
     """Mark an MLP that is the same in every layer: :func:`_decoder` then describes one layer for all of them."""
-    mlp.uniform = True  # type: ignore[attr-defined]
-    return mlp
+    return _varying(lambda c, i: None)(mlp)
+
+
+def _varying(variant: Callable[[Config, int], Hashable]) -> Callable[[MlpFn], MlpFn]:
+    """Mark an MLP whose layers differ only as ``variant(config, layer)`` does (dense or sparse, say):
+    :func:`_decoder` then describes one layer per variant."""
+
+    def mark(mlp: MlpFn) -> MlpFn:
+        mlp.variant = variant  # type: ignore[attr-defined]
+        return mlp
+
+    return mark
 
 
 def _gated_mlp(
@@ -262,6 +273,7 @@ def _is_sparse_layer(c: Config, layer: int) -> bool:
 def _qwen_moe(shared_expert: bool) -> Callable[[Config, Builder, str, int], None]:
     dense = _gated_mlp()
 
+    @_varying(_is_sparse_layer)
     def mlp(c: Config, b: Builder, p: str, layer: int) -> None:
         hidden = c["hidden_size"]
         if not _is_sparse_layer(c, layer):
@@ -359,14 +371,16 @@ def _gpt2(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
     inner = c.either("n_inner", 4 * hidden)
     b.embedding("transformer.wte", c["vocab_size"], hidden)
     b.embedding("transformer.wpe", c["n_positions"], hidden)
-    for i in range(c["n_layer"]):
-        p = f"transformer.h.{i}"
+
+    def layer(b: Builder, p: str, i: int) -> None:
         b.norm(f"{p}.ln_1", hidden, bias=True)
         b.conv1d(f"{p}.attn.c_attn", hidden, 3 * hidden)
         b.conv1d(f"{p}.attn.c_proj", hidden, hidden)
         b.norm(f"{p}.ln_2", hidden, bias=True)
         b.conv1d(f"{p}.mlp.c_fc", hidden, inner)
         b.conv1d(f"{p}.mlp.c_proj", inner, hidden)
+
+    b.repeat("transformer.h", c["n_layer"], layer)
     b.norm("transformer.ln_f", hidden, bias=True)
     return _head(b, c, task, num_labels, embed="transformer.wte", width=hidden)
 
@@ -375,13 +389,15 @@ def _gptj(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
     hidden = c["n_embd"]
     inner = c.either("n_inner", 4 * hidden)
     b.embedding("transformer.wte", c["vocab_size"], hidden)
-    for i in range(c["n_layer"]):
-        p = f"transformer.h.{i}"
+
+    def layer(b: Builder, p: str, i: int) -> None:
         b.norm(f"{p}.ln_1", hidden, bias=True)
         for name in ("k_proj", "v_proj", "q_proj", "out_proj"):
             b.linear(f"{p}.attn.{name}", hidden, hidden, False)
         b.linear(f"{p}.mlp.fc_in", hidden, inner, True)
         b.linear(f"{p}.mlp.fc_out", inner, hidden, True)
+
+    b.repeat("transformer.h", c["n_layer"], layer)
     b.norm("transformer.ln_f", hidden, bias=True)
     return _head(b, c, task, num_labels, embed="transformer.wte", width=hidden, lm_bias=True)
 
@@ -393,14 +409,16 @@ def _gpt_neox(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
         bool(c["attention_bias"]),
     )
     b.embedding("gpt_neox.embed_in", c["vocab_size"], hidden)
-    for i in range(c["num_hidden_layers"]):
-        p = f"gpt_neox.layers.{i}"
+
+    def layer(b: Builder, p: str, i: int) -> None:
         b.norm(f"{p}.input_layernorm", hidden, bias=True)
         b.norm(f"{p}.post_attention_layernorm", hidden, bias=True)
         b.linear(f"{p}.attention.query_key_value", hidden, 3 * hidden, bias)
         b.linear(f"{p}.attention.dense", hidden, hidden, bias)
         b.linear(f"{p}.mlp.dense_h_to_4h", hidden, inter, True)
         b.linear(f"{p}.mlp.dense_4h_to_h", inter, hidden, True)
+
+    b.repeat("gpt_neox.layers", c["num_hidden_layers"], layer)
     b.norm("gpt_neox.final_layer_norm", hidden, bias=True)
     return _head(b, c, task, num_labels, embed="gpt_neox.embed_in", width=hidden)
 
@@ -419,8 +437,8 @@ def _falcon(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
     ffn = c.either("ffn_hidden_size", 4 * hidden)
     ln_in_parallel = c.either("num_ln_in_parallel_attn", 2 if new_arch else None)
     b.embedding("transformer.word_embeddings", c["vocab_size"], hidden)
-    for i in range(c["num_hidden_layers"]):
-        p = f"transformer.h.{i}"
+
+    def layer(b: Builder, p: str, i: int) -> None:
         b.linear(f"{p}.self_attention.query_key_value", hidden, qkv_out, bias)
         b.linear(f"{p}.self_attention.dense", hidden, hidden, bias)
         b.linear(f"{p}.mlp.dense_h_to_4h", hidden, ffn, bias)
@@ -433,6 +451,8 @@ def _falcon(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
             norms = ("input_layernorm",)
         for norm in norms:
             b.norm(f"{p}.{norm}", hidden, bias=True)
+
+    b.repeat("transformer.h", c["num_hidden_layers"], layer)
     b.norm("transformer.ln_f", hidden, bias=True)
     return _head(b, c, task, num_labels, embed="transformer.word_embeddings", width=hidden)
 
@@ -441,14 +461,16 @@ def _bloom(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
     hidden = c.either("n_embed", c["hidden_size"])
     b.embedding("transformer.word_embeddings", c["vocab_size"], hidden)
     b.norm("transformer.word_embeddings_layernorm", hidden, bias=True)
-    for i in range(c["n_layer"]):
-        p = f"transformer.h.{i}"
+
+    def layer(b: Builder, p: str, i: int) -> None:
         b.norm(f"{p}.input_layernorm", hidden, bias=True)
         b.linear(f"{p}.self_attention.query_key_value", hidden, 3 * hidden, True)
         b.linear(f"{p}.self_attention.dense", hidden, hidden, True)
         b.norm(f"{p}.post_attention_layernorm", hidden, bias=True)
         b.linear(f"{p}.mlp.dense_h_to_4h", hidden, 4 * hidden, True)
         b.linear(f"{p}.mlp.dense_4h_to_h", 4 * hidden, hidden, True)
+
+    b.repeat("transformer.h", c["n_layer"], layer)
     b.norm("transformer.ln_f", hidden, bias=True)
     return _head(b, c, task, num_labels, embed="transformer.word_embeddings", width=hidden)
 
@@ -465,28 +487,32 @@ def _opt(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
         b.linear(f"{p0}.project_in", proj, hidden, False)
     if c["do_layer_norm_before"] and not c["_remove_final_layer_norm"]:
         b.norm(f"{p0}.final_layer_norm", hidden, weight=affine, bias=affine)
-    for i in range(c["num_hidden_layers"]):
-        p = f"{p0}.layers.{i}"
+
+    def layer(b: Builder, p: str, i: int) -> None:
         for name in ("k_proj", "v_proj", "q_proj", "out_proj"):
             b.linear(f"{p}.self_attn.{name}", hidden, hidden, bias)
         b.norm(f"{p}.self_attn_layer_norm", hidden, weight=affine, bias=affine)
         b.linear(f"{p}.fc1", hidden, ffn, bias)
         b.linear(f"{p}.fc2", ffn, hidden, bias)
         b.norm(f"{p}.final_layer_norm", hidden, weight=affine, bias=affine)
+
+    b.repeat(f"{p0}.layers", c["num_hidden_layers"], layer)
     return _head(b, c, task, num_labels, embed=f"{p0}.embed_tokens", width=proj)
 
 
 def _mpt(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
     hidden = c["d_model"]
     b.embedding("transformer.wte", c["vocab_size"], hidden)
-    for i in range(c["n_layers"]):
-        p = f"transformer.blocks.{i}"
+
+    def layer(b: Builder, p: str, i: int) -> None:
         b.norm(f"{p}.norm_1", hidden)
         b.linear(f"{p}.attn.Wqkv", hidden, 3 * hidden, False)
         b.linear(f"{p}.attn.out_proj", hidden, hidden, False)
         b.norm(f"{p}.norm_2", hidden)
         b.linear(f"{p}.ffn.up_proj", hidden, 4 * hidden, False)
         b.linear(f"{p}.ffn.down_proj", 4 * hidden, hidden, False)
+
+    b.repeat("transformer.blocks", c["n_layers"], layer)
     b.norm("transformer.norm_f", hidden)
     return _head(b, c, task, num_labels, embed="transformer.wte", width=hidden)
 

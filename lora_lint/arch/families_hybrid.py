@@ -88,9 +88,10 @@ def _hybrid(*, fused_inputs: bool, sparse: Callable[[Config, int], bool]) -> Cal
     def layout(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
         hidden = c["hidden_size"]
         b.embedding("model.embed_tokens", c["vocab_size"], hidden)
-        for i, kind in enumerate(_layer_types(c)):
-            p = f"model.layers.{i}"
-            if kind == "linear_attention":
+        kinds = _layer_types(c)
+
+        def layer(b: Builder, p: str, i: int) -> None:
+            if kinds[i] == "linear_attention":
                 _gated_delta_net(c, b, f"{p}.linear_attn", fused_inputs)
             else:
                 _gated_attention(c, b, f"{p}.self_attn")
@@ -100,6 +101,8 @@ def _hybrid(*, fused_inputs: bool, sparse: Callable[[Config, int], bool]) -> Cal
                 dense(c, b, f"{p}.mlp", i)
             b.norm(f"{p}.input_layernorm", hidden)
             b.norm(f"{p}.post_attention_layernorm", hidden)
+
+        b.repeat("model.layers", len(kinds), layer, lambda i: (kinds[i] == "linear_attention", sparse(c, i)))
         b.norm("model.norm", hidden)
         return _head(b, c, task, num_labels, embed="model.embed_tokens", width=hidden)
 

@@ -29,6 +29,7 @@ from lora_lint.arch.families import (
     _text_model,
     _per_head_norm,
     _uniform,
+    _varying,
 )
 
 TYPE_CHECKING = False
@@ -68,6 +69,7 @@ def _shared_experts_moe(
 ) -> Callable[[Config, Builder, str, int], None]:
     """DeepSeek / GLM-4-MoE: dense layers first, then routed experts beside one wide shared expert."""
 
+    @_varying(dense)
     def mlp(c: Config, b: Builder, p: str, layer: int) -> None:
         if dense(c, layer):
             _gated_mlp(mlp_bias)(c, b, p, layer)
@@ -89,12 +91,14 @@ def _deepseek(
     def layout(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
         hidden = c["hidden_size"]
         b.embedding("model.embed_tokens", c["vocab_size"], hidden)
-        for i in range(c["num_hidden_layers"]):
-            p = f"model.layers.{i}"
+
+        def layer(b: Builder, p: str, i: int) -> None:
             _latent_attention(c, b, f"{p}.self_attn")
             mlp(c, b, f"{p}.mlp", i)
             b.norm(f"{p}.input_layernorm", hidden)
             b.norm(f"{p}.post_attention_layernorm", hidden)
+
+        b.repeat("model.layers", c["num_hidden_layers"], layer, lambda i: dense(c, i))
         b.norm("model.norm", hidden)
         return _head(b, c, task, num_labels, embed="model.embed_tokens", width=hidden)
 
@@ -131,6 +135,7 @@ def _moe_layers(c: Config) -> list[int]:
     return list(range(step - 1, c["num_hidden_layers"], step))
 
 
+@_varying(lambda c, layer: layer in _moe_layers(c))
 def _llama4_feed_forward(c: Config, b: Builder, p: str, layer: int) -> None:
     hidden = c["hidden_size"]
     if layer not in _moe_layers(c):
@@ -152,7 +157,8 @@ def _renamed_mlp(mlp: Callable[[Config, Builder, str, int], None], name: str) ->
     def placed(c: Config, b: Builder, p: str, layer: int) -> None:
         mlp(c, b, p.rsplit(".", 1)[0] + f".{name}", layer)
 
-    return placed
+    variant = getattr(mlp, "variant", None)
+    return _varying(variant)(placed) if variant is not None else placed
 
 
 _DEEPSEEK_V2 = Family(

@@ -113,14 +113,16 @@ def _moved_block(block: Block, prefix: str) -> Block:
 def _vit_layers(vc: Config, b: Builder, p: str, *, bias: bool = True) -> None:
     """The CLIP/SigLIP encoder layer: ``self_attn.{q,k,v,out}_proj``, ``mlp.fc1/fc2``, two LayerNorms."""
     hidden, inter = vc["hidden_size"], vc["intermediate_size"]
-    for i in range(vc["num_hidden_layers"]):
-        q = f"{p}.encoder.layers.{i}"
+
+    def layer(b: Builder, q: str, i: int) -> None:
         for name in ("k_proj", "v_proj", "q_proj", "out_proj"):
             b.linear(f"{q}.self_attn.{name}", hidden, hidden, bias)
         b.norm(f"{q}.layer_norm1", hidden, bias=True)
         b.linear(f"{q}.mlp.fc1", hidden, inter, bias)
         b.linear(f"{q}.mlp.fc2", inter, hidden, bias)
         b.norm(f"{q}.layer_norm2", hidden, bias=True)
+
+    b.repeat(f"{p}.encoder.layers", vc["num_hidden_layers"], layer)
 
 
 def _siglip(vc: Config, b: Builder, p: str) -> None:
@@ -153,8 +155,8 @@ def _pixtral(vc: Config, b: Builder, p: str) -> None:
     hidden, inter, patch = vc["hidden_size"], vc["intermediate_size"], _size(vc["patch_size"])
     b.conv(f"{p}.patch_conv", vc["num_channels"], hidden, (patch, patch), bias=False)
     b.norm(f"{p}.ln_pre", hidden)
-    for i in range(vc["num_hidden_layers"]):
-        q = f"{p}.transformer.layers.{i}"
+
+    def layer(b: Builder, q: str, i: int) -> None:
         b.norm(f"{q}.attention_norm", hidden)
         b.linear(f"{q}.feed_forward.gate_proj", hidden, inter, False)
         b.linear(f"{q}.feed_forward.up_proj", hidden, inter, False)
@@ -163,19 +165,23 @@ def _pixtral(vc: Config, b: Builder, p: str) -> None:
             b.linear(f"{q}.attention.{name}", hidden, hidden, False)
         b.norm(f"{q}.ffn_norm", hidden)
 
+    b.repeat(f"{p}.transformer.layers", vc["num_hidden_layers"], layer)
+
 
 def _qwen2_vl_vision(vc: Config, b: Builder, p: str) -> None:
     width, merged = vc["embed_dim"], vc["embed_dim"] * vc["spatial_merge_size"] ** 2
     patch, frames = _size(vc["patch_size"]), _size(vc["temporal_patch_size"])
     b.conv(f"{p}.patch_embed.proj", vc["in_channels"], width, (frames, patch, patch), bias=False)
-    for i in range(vc["depth"]):
-        q = f"{p}.blocks.{i}"
+
+    def layer(b: Builder, q: str, i: int) -> None:
         b.norm(f"{q}.norm1", width, bias=True)
         b.norm(f"{q}.norm2", width, bias=True)
         b.linear(f"{q}.attn.qkv", width, 3 * width, True)
         b.linear(f"{q}.attn.proj", width, width, True)
         b.linear(f"{q}.mlp.fc1", width, width * vc["mlp_ratio"], True)
         b.linear(f"{q}.mlp.fc2", width * vc["mlp_ratio"], width, True)
+
+    b.repeat(f"{p}.blocks", vc["depth"], layer)
     b.norm(f"{p}.merger.ln_q", width, bias=True)
     b.linear(f"{p}.merger.mlp.0", merged, merged, True)
     b.linear(f"{p}.merger.mlp.2", merged, vc["hidden_size"], True)
@@ -185,14 +191,16 @@ def _qwen2_5_vl_vision(vc: Config, b: Builder, p: str) -> None:
     width, inter, merged = vc["hidden_size"], vc["intermediate_size"], vc["hidden_size"] * vc["spatial_merge_size"] ** 2
     patch, frames = _size(vc["patch_size"]), _size(vc["temporal_patch_size"])
     b.conv(f"{p}.patch_embed.proj", vc["in_channels"], width, (frames, patch, patch), bias=False)
-    for i in range(vc["depth"]):
-        q = f"{p}.blocks.{i}"
+
+    def layer(b: Builder, q: str, i: int) -> None:
         b.norm(f"{q}.norm1", width)
         b.norm(f"{q}.norm2", width)
         b.linear(f"{q}.attn.qkv", width, 3 * width, True)
         b.linear(f"{q}.attn.proj", width, width, True)
         for name, n_in, n_out in (("gate_proj", width, inter), ("up_proj", width, inter), ("down_proj", inter, width)):
             b.linear(f"{q}.mlp.{name}", n_in, n_out, True)
+
+    b.repeat(f"{p}.blocks", vc["depth"], layer)
     b.norm(f"{p}.merger.ln_q", width)
     b.linear(f"{p}.merger.mlp.0", merged, merged, True)
     b.linear(f"{p}.merger.mlp.2", merged, vc["out_hidden_size"], True)
@@ -210,14 +218,16 @@ def _qwen3_vl_vision(vc: Config, b: Builder, p: str) -> None:
     patch, frames = _size(vc["patch_size"]), _size(vc["temporal_patch_size"])
     b.conv(f"{p}.patch_embed.proj", vc["in_channels"], width, (frames, patch, patch), bias=True)
     b.embedding(f"{p}.pos_embed", vc["num_position_embeddings"], width)
-    for i in range(vc["depth"]):
-        q = f"{p}.blocks.{i}"
+
+    def layer(b: Builder, q: str, i: int) -> None:
         b.norm(f"{q}.norm1", width, bias=True)
         b.norm(f"{q}.norm2", width, bias=True)
         b.linear(f"{q}.attn.qkv", width, 3 * width, True)
         b.linear(f"{q}.attn.proj", width, width, True)
         b.linear(f"{q}.mlp.linear_fc1", width, inter, True)
         b.linear(f"{q}.mlp.linear_fc2", inter, width, True)
+
+    b.repeat(f"{p}.blocks", vc["depth"], layer)
     _qwen3_vl_merger(vc, b, f"{p}.merger", post_shuffle_norm=False)
     for k in range(len(vc["deepstack_visual_indexes"])):
         _qwen3_vl_merger(vc, b, f"{p}.deepstack_merger_list.{k}", post_shuffle_norm=True)

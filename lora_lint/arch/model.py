@@ -10,7 +10,7 @@ as transformers names them (``model.layers.3.self_attn.q_proj``), built by
 from __future__ import annotations
 
 from lora_lint.record import Record
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from functools import cached_property
 from math import prod
 
@@ -221,28 +221,52 @@ class Builder:
     def __init__(self) -> None:
         self.parts: list = []  # Module records, and the Blocks of :meth:`repeat`
 
-    def repeat(self, stack: str, count: int, layer: Callable[[Builder, str], None]) -> None:
-        """``count`` identical layers ``{stack}.0`` ... ``{stack}.{count - 1}``; ``layer(builder, prefix)`` describes one.
+    def repeat(
+        self,
+        stack: str,
+        count: int,
+        layer: Callable[[Builder, str, int], None],
+        variant: Callable[[int], Hashable] | None = None,
+    ) -> None:
+        """Layers ``{stack}.0`` ... ``{stack}.{count - 1}``; ``layer(builder, prefix, index)`` describes one.
 
-        For layers that do not depend on their number: one is described and all share it
-        (a :class:`~lora_lint.arch.blocks.Block`), instead of describing hundreds of modules.
-        A layer whose names leave its prefix, or that ties a weight inside itself, is described
-        layer by layer instead.
+        Layers of one ``variant(index)`` (all of them, without ``variant``) are alike: one of
+        each is described and the others share it (a :class:`~lora_lint.arch.blocks.Block`),
+        instead of describing hundreds of modules. A layer whose names leave its prefix, or
+        that ties a weight inside itself, makes every layer be described one by one instead.
         """
         from lora_lint.arch.blocks import Block
 
-        first = Builder()
-        layer(first, f"{stack}.0")
-        prefix = f"{stack}.0."
-        modules = first.parts
-        if count <= 0 or not modules or not all(
+        templates: list[tuple[Module, ...]] = []
+        known: dict[Hashable, int] = {}
+        template_of: list[int] = []
+        for index in range(count):
+            key = variant(index) if variant else None
+            if key not in known:
+                template = self._describe(stack, index, layer)
+                if template is None:
+                    for each in range(count):
+                        layer(self, f"{stack}.{each}", each)
+                    return
+                known[key] = len(templates)
+                templates.append(template)
+            template_of.append(known[key])
+        if template_of:
+            instances = tuple(template_of.count(position) for position in range(len(templates)))
+            self.parts.append(Block(stack, tuple(map(str, range(count))), tuple(template_of), tuple(templates), instances))
+
+    @staticmethod
+    def _describe(stack: str, index: int, layer: Callable[[Builder, str, int], None]) -> tuple[Module, ...] | None:
+        """Layer ``index``'s modules named relative to it, or None when it cannot stand for others."""
+        described = Builder()
+        layer(described, f"{stack}.{index}", index)
+        prefix = f"{stack}.{index}."
+        modules = described.parts
+        if not modules or not all(
             isinstance(m, Module) and m.name.startswith(prefix) and not (m.tied_to or "").startswith(prefix) for m in modules
         ):
-            for index in range(max(count, 0)):
-                layer(self, f"{stack}.{index}")
-            return
-        template = tuple(m.renamed(m.name[len(prefix) :], m.tied_to) for m in modules)
-        self.parts.append(Block(stack, tuple(map(str, range(count))), (0,) * count, (template,), (count,)))
+            return None
+        return tuple(m.renamed(m.name[len(prefix) :], m.tied_to) for m in modules)
 
     def finish(self) -> tuple:
         """:attr:`Architecture.parts`: the modules described, runs of repeated layers grouped into blocks."""

@@ -54,7 +54,7 @@ class ModelConfigError(ValueError):
 class Resolution(Record):
     """A resolved base model: its ``config.json`` contents and where they came from."""
 
-    __slots__ = ("model_id", "config", "source", "path")
+    __slots__ = ("config", "model_id", "path", "source")
 
     model_id: str
     config: dict
