@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from lora_lint.arch.blocks import Block
 from lora_lint.arch.counting import AdapterSpec, ParamCount, count_parameters
 from lora_lint.arch.families import SEQ_CLS, UnsupportedArchitecture, architecture_for
 from lora_lint.arch.model import EMBEDDING, Architecture
@@ -140,7 +141,13 @@ def _text_model_only(arch: Architecture) -> bool:
     Module names differ between the two classes (``model.layers`` vs ``model.language_model.layers``), so a
     count or a target check on the text model would be wrong for a run that loads the image-text class.
     """
-    return "vision_config" in arch.config and not any("vision" in m.name or "visual" in m.name for m in arch.modules)
+    if "vision_config" not in arch.config:
+        return False
+    names = (
+        [part.stack, *(m.name for template in part.templates for m in template)] if isinstance(part, Block) else [part.name]
+        for part in arch.parts
+    )  # a layer's number cannot join two halves of "vision": stack and relative names are read apart
+    return not any("vision" in name or "visual" in name for group in names for name in group)
 
 
 DESCRIBE_MODEL = "describe the model with a local directory holding its config.json, or an entry in [tool.lora-lint.models]"
