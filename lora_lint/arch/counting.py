@@ -313,14 +313,39 @@ class _Counter:
 
         copies = self._modules_to_save_copies(layers)
         copied_roots = [root for roots in copies.values() for root in roots]
-        mts_params = sum(self._subtree_full_numel(root, layers) for root in copied_roots)
-        bias = self._trainable_bias(layers, copied_roots)
-        lora = sum(layer.lora_params for layer in layers)
-        base = arch.total_params
-        total = base + lora + mts_params
-        # LoRA already inside a module that modules_to_save copies stays with the frozen original.
+        return self._assemble(
+            lora=sum(layer.lora_params for layer in layers),
+            layers=AdaptedLayers(layers),
+            not_repeated=layers,
+            copies=copies,
+            bias=self._trainable_bias(layers, copied_roots),
+            targets=self._target_matches(targets, matched_by),
+            unmatched=self._unmatched(targets),
+        )
+
+    def _assemble(
+        self,
+        *,
+        lora: int,
+        layers: AdaptedLayers,
+        not_repeated: list[AdaptedLayer],
+        copies: dict[str, list[str]],
+        bias: int,
+        targets: tuple[TargetMatch, ...],
+        unmatched: tuple[str, ...],
+    ) -> ParamCount:
+        """The count from its parts. ``not_repeated``: the adapted layers outside repeated ones, where copies are.
+
+        A copy that ``modules_to_save`` adds counts in both the trainable and the total numbers,
+        and LoRA already inside a copied module stays with the frozen original.
+        """
+        copied_roots = [root for roots in copies.values() for root in roots]
+        mts_params = sum(self._subtree_full_numel(root, not_repeated) for root in copied_roots)
         frozen = tuple(root + "." for root in copied_roots)
-        frozen_lora = sum(layer.lora_params for layer in layers if layer.name.startswith(frozen)) if frozen else 0
+        frozen_lora = sum(layer.lora_params for layer in not_repeated if layer.name.startswith(frozen)) if frozen else 0
+        base = self.arch.total_params
+        total = base + lora + mts_params
+        spec = self.spec
         return ParamCount(
             base_params=base,
             trainable_params=lora - frozen_lora + mts_params + bias,
@@ -328,15 +353,15 @@ class _Counter:
             lora_params=lora,
             modules_to_save_params=mts_params,
             trainable_bias_params=bias,
-            naive_4bit_numel=total - arch.packed_4bit_numel,
-            layers=AdaptedLayers(layers),
-            targets=self._target_matches(targets, matched_by),
-            unmatched_targets=self._unmatched(targets),
+            naive_4bit_numel=total - self.arch.packed_4bit_numel,
+            layers=layers,
+            targets=targets,
+            unmatched_targets=unmatched,
             modules_to_save={
-                entry: sum(self._subtree_full_numel(root, layers) for root in roots) for entry, roots in copies.items()
+                entry: sum(self._subtree_full_numel(root, not_repeated) for root in roots) for entry, roots in copies.items()
             },
-            unused_rank_pattern=self._unused(self.spec.rank_pattern, layers),
-            unused_alpha_pattern=self._unused(self.spec.alpha_pattern, layers),
+            unused_rank_pattern=self._unused(spec.rank_pattern, layers) if spec.rank_pattern else (),
+            unused_alpha_pattern=self._unused(spec.alpha_pattern, layers) if spec.alpha_pattern else (),
             errors=tuple(self.errors),
         )
 
@@ -458,15 +483,8 @@ class _Counter:
         stacks = [part.stack + "." for part in arch.parts if not isinstance(part, Module)]
         if self.errors or any(stack.startswith(root + ".") for root in copied_roots for stack in stacks):
             return None  # a copy that holds repeated layers
-        mts_params = sum(self._subtree_full_numel(root, flat_layers) for root in copied_roots)
-        frozen = tuple(root + "." for root in copied_roots)
-        frozen_lora = sum(layer.lora_params for layer in flat_layers if layer.name.startswith(frozen)) if frozen else 0
         lora = sum(layer.lora_params * instances for layer, _, instances in adapted_modules)
         lora += sum(layer.lora_params * instances for layer, instances in adapted_parameters)
-        base = arch.total_params
-        total = base + lora + mts_params
-        bias = self._bias_by_blocks(adapted_modules, copied_roots)
-        layers = AdaptedLayers(module_parts + parameter_parts)
         if label is not None:
             adapted_count = sum(instances for _, _, instances in adapted_modules)
             shapes = _shapes(layer for layer, _, _ in adapted_modules)
@@ -482,26 +500,16 @@ class _Counter:
                 for entry in listed
             )
         moe_names = set(_MOE_TARGETS.get(arch.moe_conversion or "", {}))
-        return ParamCount(
-            base_params=base,
-            trainable_params=lora - frozen_lora + mts_params + bias,
-            total_params=total,
-            lora_params=lora,
-            modules_to_save_params=mts_params,
-            trainable_bias_params=bias,
-            naive_4bit_numel=total - arch.packed_4bit_numel,
-            layers=layers,
+        return self._assemble(
+            lora=lora,
+            layers=AdaptedLayers(module_parts + parameter_parts),
+            not_repeated=flat_layers,
+            copies=copies,
+            bias=self._bias_by_blocks(adapted_modules, copied_roots),
             targets=targets,
-            unmatched_targets=()
+            unmatched=()
             if label is not None
             else tuple(e for e in listed if e not in moe_names and not names.name_count.get(e)),
-            modules_to_save={
-                entry: sum(self._subtree_full_numel(root, flat_layers) for root in roots)
-                for entry, roots in copies.items()
-            },
-            unused_rank_pattern=self._unused(spec.rank_pattern, layers) if spec.rank_pattern else (),
-            unused_alpha_pattern=self._unused(spec.alpha_pattern, layers) if spec.alpha_pattern else (),
-            errors=(),
         )
 
     def _positional_run(
