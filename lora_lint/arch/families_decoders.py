@@ -26,8 +26,8 @@ def _gpt_neo(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
     inner = c.either("intermediate_size", 4 * hidden)
     b.embedding("transformer.wte", c["vocab_size"], hidden)
     b.embedding("transformer.wpe", c["max_position_embeddings"], hidden)
-    for i in range(c["num_layers"]):
-        p = f"transformer.h.{i}"
+
+    def layer(b: Builder, p: str, i: int) -> None:
         b.norm(f"{p}.ln_1", hidden, bias=True)
         for name in ("k_proj", "v_proj", "q_proj"):
             b.linear(f"{p}.attn.attention.{name}", hidden, hidden, False)
@@ -35,6 +35,8 @@ def _gpt_neo(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
         b.norm(f"{p}.ln_2", hidden, bias=True)
         b.linear(f"{p}.mlp.c_fc", hidden, inner, True)
         b.linear(f"{p}.mlp.c_proj", inner, hidden, True)
+
+    b.repeat("transformer.h", c["num_layers"], layer)
     b.norm("transformer.ln_f", hidden, bias=True)
     return _head(b, c, task, num_labels, embed="transformer.wte", width=hidden)
 

@@ -22,14 +22,16 @@ def _distilbert(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
     b.embedding(f"{e}.word_embeddings", c["vocab_size"], dim)
     b.embedding(f"{e}.position_embeddings", c["max_position_embeddings"], dim)
     b.norm(f"{e}.LayerNorm", dim, bias=True)
-    for i in range(c["n_layers"]):
-        p = f"distilbert.transformer.layer.{i}"
+
+    def layer(b: Builder, p: str, i: int) -> None:
         for name in ("q_lin", "k_lin", "v_lin", "out_lin"):
             b.linear(f"{p}.attention.{name}", dim, dim, True)
         b.norm(f"{p}.sa_layer_norm", dim, bias=True)
         b.linear(f"{p}.ffn.lin1", dim, hidden, True)
         b.linear(f"{p}.ffn.lin2", hidden, dim, True)
         b.norm(f"{p}.output_layer_norm", dim, bias=True)
+
+    b.repeat("distilbert.transformer.layer", c["n_layers"], layer)
     b.linear("pre_classifier", dim, dim, True)
     b.linear("classifier", dim, num_labels, True)
     return Layout(f"{e}.word_embeddings", None, "classifier", False)
@@ -40,8 +42,8 @@ def _vit(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
     patch, image = _size(c["patch_size"]), _size(c["image_size"])
     b.other("vit.embeddings", ("cls_token", (1, 1, hidden)), ("position_embeddings", (1, (image // patch) ** 2 + 1, hidden)))
     b.conv("vit.embeddings.patch_embeddings.projection", c["num_channels"], hidden, (patch, patch), bias=True)
-    for i in range(c["num_hidden_layers"]):
-        p = f"vit.layers.{i}"
+
+    def layer(b: Builder, p: str, i: int) -> None:
         for name in ("q_proj", "k_proj", "v_proj"):
             b.linear(f"{p}.attention.{name}", hidden, hidden, bias)
         b.linear(f"{p}.attention.o_proj", hidden, hidden, True)
@@ -49,6 +51,8 @@ def _vit(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
         b.norm(f"{p}.layernorm_after", hidden, bias=True)
         b.linear(f"{p}.mlp.fc1", hidden, inter, True)
         b.linear(f"{p}.mlp.fc2", inter, hidden, True)
+
+    b.repeat("vit.layers", c["num_hidden_layers"], layer)
     b.norm("vit.layernorm", hidden, bias=True)
     b.linear("classifier", hidden, num_labels, True)
     return Layout("vit.embeddings.patch_embeddings", None, "classifier", False)

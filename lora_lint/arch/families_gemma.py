@@ -84,17 +84,22 @@ def _gemma4_text(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
     overrides = _per_layer_overrides(c, types)
     first_shared = layers - c["num_kv_shared_layers"]
     b.embedding("model.embed_tokens", c["vocab_size"], hidden)
-    for i in range(layers):
-        p, a = f"model.layers.{i}", f"model.layers.{i}.self_attn"
+
+    def shape(i: int) -> tuple[int, int, bool, bool]:
+        """What layer ``i`` depends on its number for: head size, key-value heads, KV sharing, full attention."""
         hd = overrides.get(i, {}).get("head_dim", c["head_dim"])
         kv = overrides.get(i, {}).get("num_key_value_heads", c["num_key_value_heads"])
-        shared = i >= first_shared
+        return hd, kv, i >= first_shared, types[i] != "sliding_attention"
+
+    def layer(b: Builder, p: str, i: int) -> None:
+        a = f"{p}.self_attn"
+        hd, kv, shared, full = shape(i)
         b.linear(f"{a}.q_proj", hidden, heads * hd, bias)
         b.norm(f"{a}.q_norm", hd)
         if not shared:
             b.norm(f"{a}.k_norm", hd)
             b.linear(f"{a}.k_proj", hidden, kv * hd, bias)
-            if not (c["attention_k_eq_v"] and types[i] != "sliding_attention"):
+            if not (c["attention_k_eq_v"] and full):
                 b.linear(f"{a}.v_proj", hidden, kv * hd, bias)
         b.linear(f"{a}.o_proj", heads * hd, hidden, bias)
         inter = c["intermediate_size"] * (2 if c["use_double_wide_mlp"] and shared else 1)
@@ -113,6 +118,8 @@ def _gemma4_text(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
             b.experts(f"{p}.experts", experts, hidden, c["moe_intermediate_size"])
             for norm in ("post_feedforward_layernorm_1", "post_feedforward_layernorm_2", "pre_feedforward_layernorm_2"):
                 b.norm(f"{p}.{norm}", hidden)
+
+    b.repeat("model.layers", layers, layer, shape)
     b.norm("model.norm", hidden)
     if per_layer:
         b.embedding("model.embed_tokens_per_layer", c["vocab_size_per_layer_input"], layers * per_layer)
@@ -158,8 +165,8 @@ def _gemma4_vision(vc: Config, b: Builder, p: str) -> None:
     heads, kv, patch = vc["num_attention_heads"], vc["num_key_value_heads"], vc["patch_size"]
     b.linear(f"{p}.patch_embedder.input_proj", 3 * patch * patch, hidden, False)
     b.other(f"{p}.patch_embedder", ("position_embedding_table", (2, vc["position_embedding_size"], hidden)))
-    for i in range(vc["num_hidden_layers"]):
-        q = f"{p}.encoder.layers.{i}"
+
+    def layer(b: Builder, q: str, i: int) -> None:
         for name, n_in, n_out in (("q_proj", hidden, heads * hd), ("k_proj", hidden, kv * hd),
                                   ("v_proj", hidden, kv * hd), ("o_proj", heads * hd, hidden)):  # fmt: skip
             _clippable(b, f"{q}.self_attn.{name}", n_in, n_out)
@@ -172,6 +179,8 @@ def _gemma4_vision(vc: Config, b: Builder, p: str) -> None:
                      "post_feedforward_layernorm"):  # fmt: skip
             b.norm(f"{q}.{norm}", hidden)
 
+    b.repeat(f"{p}.encoder.layers", vc["num_hidden_layers"], layer)
+
 
 def _gemma4_audio(ac: Config, b: Builder, p: str) -> None:
     """The Conformer audio encoder: convolutional subsampling, then attention, light-convolution and MLP blocks."""
@@ -183,8 +192,8 @@ def _gemma4_audio(ac: Config, b: Builder, p: str) -> None:
         b.conv(f"{s}.{layer}.conv", n_in, n_out, (3, 3), bias=False)
         b.norm(f"{s}.{layer}.norm", n_out)
     b.linear(f"{s}.input_proj_linear", (first // 4) * second, hidden, False)
-    for i in range(ac["num_hidden_layers"]):
-        q = f"{p}.layers.{i}"
+
+    def layer(b: Builder, q: str, i: int) -> None:
         for block in ("feed_forward1", "feed_forward2"):
             _clippable(b, f"{q}.{block}.ffw_layer_1", hidden, 4 * hidden)
             _clippable(b, f"{q}.{block}.ffw_layer_2", 4 * hidden, hidden)
@@ -202,6 +211,8 @@ def _gemma4_audio(ac: Config, b: Builder, p: str) -> None:
         b.norm(f"{q}.lconv1d.conv_norm", hidden)
         for norm in ("norm_pre_attn", "norm_post_attn", "norm_out"):
             b.norm(f"{q}.{norm}", hidden)
+
+    b.repeat(f"{p}.layers", ac["num_hidden_layers"], layer)
     b.linear(f"{p}.output_proj", hidden, ac["output_proj_dims"], True)
 
 

@@ -211,8 +211,9 @@ def _nemotron_h(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
     heads, kv, hd = c["num_attention_heads"], c["num_key_value_heads"], c["head_dim"]
     blocks = _nemotron_blocks(c)
     b.embedding("model.embeddings", c["vocab_size"], hidden)
-    for i, kind in enumerate(blocks):
-        p = f"model.layers.{i}"
+
+    def layer(b: Builder, p: str, i: int) -> None:
+        kind = blocks[i]
         b.norm(f"{p}.norm", hidden)
         m = f"{p}.mixer"
         if kind == "linear_attention":
@@ -232,6 +233,8 @@ def _nemotron_h(c: Config, b: Builder, task: str, num_labels: int) -> Layout:
             if latent is not None:
                 b.linear(f"{m}.fc1_latent_proj", hidden, latent, bias)
                 b.linear(f"{m}.fc2_latent_proj", latent, hidden, bias)
+
+    b.repeat("model.layers", len(blocks), layer, blocks.__getitem__)
     b.norm("model.norm_f", hidden)
     b.linear("lm_head", hidden, c["vocab_size"], False)  # NemotronHForCausalLM never ties it, whatever the config says
     sizes = Config({**c.raw, "num_hidden_layers": len(blocks)}, c.defaults, c.aliases)
