@@ -374,8 +374,8 @@ class _Counter:
         template; settings that can tell layers apart (a regex, a layer selection, rank patterns,
         an exclusion regex) are matched against every layer's names (:meth:`_positional_run`).
         None, and the caller counts name by name, for a dotted target entry, PEFT's MoE conversion
-        of anything but plain names, and wherever the per-name count reports an error (a refused
-        module, nothing matched), so that its message names the modules exactly.
+        of anything but plain names, and wherever the per-name count reports an error naming
+        modules (a refused module) or needs every name to word it (nothing matched, with exclusions).
         """
         selection = self._block_selection()
         if selection is None:
@@ -475,14 +475,19 @@ class _Counter:
                 module_parts.append((part, tuple(by_template)))
             if any(parameters_by_template):
                 parameter_parts.append((part, tuple(parameters_by_template)))
-        if self.errors or self._refused or not adapted_modules:
-            return None  # the per-name count reports these
+        if self.errors or self._refused:
+            return None  # the per-name count reports these, naming the modules
+        if not adapted_modules and not adapted_parameters:
+            if all_linear or spec.exclude_modules or self._saved_patterns:
+                return None  # whether every name was excluded decides PEFT's message: name by name
+            self.errors.append(_not_found(match_targets))  # nothing excluded: every name is simply unmatched
 
+        errors = len(self.errors)
         copies = self._modules_to_save_copies(flat_layers, names.flat_names)
         copied_roots = [root for roots in copies.values() for root in roots]
         stacks = [part.stack + "." for part in arch.parts if not isinstance(part, Module)]
-        if self.errors or any(stack.startswith(root + ".") for root in copied_roots for stack in stacks):
-            return None  # a copy that holds repeated layers
+        if len(self.errors) > errors or any(stack.startswith(root + ".") for root in copied_roots for stack in stacks):
+            return None  # a copy that holds repeated layers, or one of an adapted module
         lora = sum(layer.lora_params * instances for layer, _, instances in adapted_modules)
         lora += sum(layer.lora_params * instances for layer, instances in adapted_parameters)
         if label is not None:
@@ -1040,7 +1045,11 @@ class _Counter:
         excluded, unmatched = results.count(False), results.count(None)
         if excluded and not unmatched:
             return "all modules were excluded (exclude_modules / modules_to_save)"
-        return f"target modules {targets if isinstance(targets, str) else sorted(targets)} not found in the base model"
+        return _not_found(targets)
+
+
+def _not_found(targets: list[str] | str) -> str:
+    return f"target modules {targets if isinstance(targets, str) else sorted(targets)} not found in the base model"
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
