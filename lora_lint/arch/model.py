@@ -10,7 +10,7 @@ as transformers names them (``model.layers.3.self_attn.q_proj``), built by
 from __future__ import annotations
 
 from lora_lint.record import Record
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from functools import cached_property
 from math import prod
 
@@ -164,7 +164,7 @@ class Architecture(Record):
     @cached_property
     def total_params(self) -> int:
         """Parameters of the base model, each shared tensor once (``sum(p.numel() for p in model.parameters())``)."""
-        return sum(module.own_numel * instances for module, instances in self._weighted_modules())
+        return sum(module.own_numel * instances for module, instances in self.weighted_modules())
 
     @cached_property
     def packed_4bit_numel(self) -> int:
@@ -181,7 +181,7 @@ class Architecture(Record):
                 for m in self.modules
                 if (m.kind == LINEAR or m.kind == CONV1D) and not m.tied_to and m.name != output
             )
-        for m, instances in self._weighted_modules():
+        for m, instances in self.weighted_modules():
             if (m.kind == LINEAR or m.kind == CONV1D) and not m.tied_to:
                 hidden += m.in_features * m.out_features // 2 * instances  # the weight's elements, (out, in) or Conv1D's (in, out)
         skipped = self.by_name_flat.get(output) if output else None
@@ -194,8 +194,9 @@ class Architecture(Record):
         """The modules outside repeated layers, by name (the embeddings, heads and final norms)."""
         return {part.name: part for part in self.parts if isinstance(part, Module)}
 
-    def _weighted_modules(self):  # type: ignore[no-untyped-def]
-        """Each distinct module once, with how many modules of the model it stands for (names relative in blocks)."""
+    def weighted_modules(self) -> Iterator[tuple[Module, int]]:
+        """Each distinct module once, with how many modules of the model it stands for (named relative to its
+        layer inside a repeated one): what sums over the model need, without expanding it."""
         for part in self.parts:
             if isinstance(part, Module):
                 yield part, 1
@@ -212,7 +213,7 @@ class Architecture(Record):
     @cached_property
     def leaf_names(self) -> tuple[str, ...]:
         """Distinct last name components of LoRA-capable modules, sorted: what a target list may name."""
-        return tuple(sorted({m.name.rsplit(".", 1)[-1] for m, _ in self._weighted_modules() if m.kind in LORA_MODULE_KINDS}))
+        return tuple(sorted({m.name.rsplit(".", 1)[-1] for m, _ in self.weighted_modules() if m.kind in LORA_MODULE_KINDS}))
 
 
 class Builder:

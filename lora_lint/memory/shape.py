@@ -17,8 +17,6 @@ from lora_lint.arch.model import ALL_LINEAR_KINDS, EXPERTS, LINEAR, NORM
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from lora_lint.arch.counting import ParamCount
     from lora_lint.arch.families import Config
     from lora_lint.arch.model import Architecture, Module
@@ -92,7 +90,7 @@ def shape_from_architecture(arch: Architecture, param_count: ParamCount) -> Mode
     intermediate, gated = _mlp_width(first_block, config)
     quantizable = [(m, n) for m, n in in_blocks if m.kind == LINEAR]  # bitsandbytes replaces nn.Linear only
     expert_weights = [
-        (shape, n) for m, n in _weighted(arch) if m.kind == EXPERTS for _, shape in m.params if len(shape) == 3
+        (shape, n) for m, n in arch.weighted_modules() if m.kind == EXPERTS for _, shape in m.params if len(shape) == 3
     ]
     layers = max(arch.num_layers, 1)
     adapted = param_count.layers.of_kinds(ALL_LINEAR_KINDS)
@@ -112,21 +110,10 @@ def shape_from_architecture(arch: Architecture, param_count: ParamCount) -> Mode
         trainable_params=param_count.trainable_params,
         adapted_inputs_per_layer=adapted.total("in_features") // layers,
         adapted_ranks_per_layer=adapted.total("r") // layers,
-        norm_params=sum(m.own_numel * n for m, n in _weighted(arch) if m.kind == NORM),
+        norm_params=sum(m.own_numel * n for m, n in arch.weighted_modules() if m.kind == NORM),
         expert_params=sum(prod(shape) * n for shape, n in expert_weights),
         expert_rows=sum(prod(shape[:-1]) * n for shape, n in expert_weights),
     )
-
-
-def _weighted(arch: Architecture) -> Iterator[tuple[Module, int]]:
-    """Each distinct module once, with how many modules of the model it stands for (see ``Architecture.parts``)."""
-    for part in arch.parts:
-        if isinstance(part, Block):
-            for template, instances in zip(part.templates, part.instances):
-                for module in template:
-                    yield module, instances
-        else:
-            yield part, 1
 
 
 def _block_linears(arch: Architecture) -> tuple[list[tuple[Module, int]], list[Module]]:
