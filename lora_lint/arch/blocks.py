@@ -5,9 +5,10 @@ number (``model.layers.7.self_attn.q_proj``). Whenever the adapter settings cann
 layer from another (a target list of plain module names, no regex, no layer selection, no
 rank pattern), PEFT treats every instance of a layer alike, so a count can look at each
 distinct layer once and multiply (``_Counter.run_by_blocks``); where they can, every layer's
-names are matched, but layers that come out alike still share one record. :func:`blocks_of`
-finds the runs, and :mod:`lora_lint.arch.adapted_layers` keeps an adapter's layers in the
-same compact form.
+names are matched, but layers that come out alike still share one record. Families describe
+most stacks as blocks directly (``Builder.repeat``); :func:`blocks_of` finds the runs among the
+modules a family lists one by one, and :mod:`lora_lint.arch.adapted_layers` keeps an adapter's
+layers in the same compact form.
 
 The view is exact by construction: expanding it (:func:`expand`) gives back the module list
 it was read from, in order. A layer is cut at the first all-digit name component
