@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from lora_lint.arch import AdapterSpec, UnsupportedArchitecture, architecture_for
 from lora_lint.arch.blocks import Block, blocks_of, expand
 from lora_lint.arch.counting import _Counter
-from lora_lint.arch.model import ALL_LINEAR_KINDS, Module
+from lora_lint.arch.model import ALL_LINEAR_KINDS, Builder, Module
 from lora_lint.arch.resolve import CATALOG_PATH
 
 CATALOG = json.loads(Path(CATALOG_PATH).read_text())["models"]
@@ -47,9 +47,23 @@ def _architectures():
 def test_blocks_expand_to_the_module_list_of_every_catalog_model() -> None:
     grouped = 0
     for model_id, task, arch in _architectures():
-        assert tuple(expand(arch.parts)) == arch.modules, (model_id, task)
-        grouped += sum(len(part.indices) - len(part.templates) for part in arch.parts if isinstance(part, Block))
+        parts = blocks_of(arch.modules)
+        assert tuple(expand(parts)) == arch.modules, (model_id, task)
+        grouped += sum(len(part.indices) - len(part.templates) for part in parts if isinstance(part, Block))
     assert grouped > 10_000  # most layers of most models share a template
+
+
+def test_layers_described_once_equal_every_layer_described(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A family's variants (``Builder.repeat``) are right: describing every layer gives the same modules."""
+    shared = {(model_id, task): arch.modules for model_id, task, arch in _architectures()}
+
+    def every_layer(builder: Builder, stack: str, count: int, layer, variant=None) -> None:  # noqa: ANN001
+        for index in range(count):
+            layer(builder, f"{stack}.{index}", index)
+
+    monkeypatch.setattr(Builder, "repeat", every_layer)
+    for (model_id, task), modules in shared.items():
+        assert architecture_for(CATALOG[model_id], task).modules == modules, (model_id, task)
 
 
 def test_layers_differ_in_template_where_their_modules_differ() -> None:
