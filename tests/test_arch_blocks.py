@@ -11,6 +11,7 @@ every catalog model and random adapter settings.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -57,7 +58,7 @@ def test_layers_described_once_equal_every_layer_described(monkeypatch: pytest.M
     """A family's variants (``Builder.repeat``) are right: describing every layer gives the same modules."""
     shared = {(model_id, task): arch.modules for model_id, task, arch in _architectures()}
 
-    def every_layer(builder: Builder, stack: str, count: int, layer, variant=None) -> None:  # noqa: ANN001
+    def every_layer(builder: Builder, stack: str, count: int, layer: Callable[..., None], variant: object = None) -> None:
         for index in range(count):
             layer(builder, f"{stack}.{index}", index)
 

@@ -449,7 +449,7 @@ class _Counter:
                 if run is None:
                     return None
                 variants, adapted_by_variant = run
-                for template, instances, adapted in zip(variants.templates, variants.instances, adapted_by_variant):
+                for instances, adapted in zip(variants.instances, adapted_by_variant):
                     adapted_modules += [(layer, module, instances) for layer, module in adapted]
                 if any(adapted_by_variant):
                     module_parts.append((variants, tuple(tuple(layer for layer, _ in a) for a in adapted_by_variant)))
