@@ -30,10 +30,8 @@ def compute_facts(setup: LoraSetup, project: Project, *, predict_memory: bool = 
     use them, so a run that does not report facts skips the estimator (~3 ms of start-up).
     """
     facts: dict[str, Any] = {"path": setup.path, "format": setup.format}
-    settings = setup.settings
     for name in _SETTINGS:  # a tuple, not the set: reports keep one key order
-        setting = settings.get(name)  # setup.get(name), inlined: ~45 settings of every config
-        facts[name] = None if setting is None or setting.value is UNKNOWN else setting.value
+        facts[name] = setup.get(name)
     facts["explicit"] = {name: setting.explicit for name, setting in setup.settings.items()}
     facts["unknown_values"] = sorted(name for name, s in setup.settings.items() if s.value is UNKNOWN)
     facts["extras"] = setup.extras

@@ -209,3 +209,23 @@ def test_memory_shape_reads_the_grouped_modules_like_the_module_list() -> None:
             m.in_features * m.out_features for m in reference_in_blocks
         ), model_id
         assert sorted(first_block, key=repr) == sorted(reference_first, key=repr), model_id
+
+
+def test_repeat_shares_one_description_per_variant_and_falls_back_to_every_layer() -> None:
+    def layer(b: Builder, p: str, i: int) -> None:
+        b.linear(f"{p}.proj", 8, 16 if i % 2 else 8, False)
+
+    shared = Builder()
+    shared.repeat("model.layers", 4, layer, lambda i: i % 2)
+    (block,) = shared.finish()
+    assert block.template_of == (0, 1, 0, 1) and block.instances == (2, 2)
+
+    def gated(b: Builder, p: str, i: int) -> None:  # a module named on the layer itself leaves its prefix
+        b.other(p, ("gate", (1,)))
+        layer(b, p, i)
+
+    one_by_one = Builder()
+    one_by_one.repeat("model.layers", 2, gated)
+    assert [m.name for m in expand(one_by_one.finish())] == [
+        "model.layers.0", "model.layers.0.proj", "model.layers.1", "model.layers.1.proj"
+    ]

@@ -202,11 +202,11 @@ class BlockNames:
         self.distinct = True  # every layer of the model is one run of consecutive modules
         for part in parts:
             if isinstance(part, Module):
-                _add_with_ancestors(part.name, flat)
+                add_with_ancestors(part.name, flat)
                 if part.kind in LORA_MODULE_KINDS:
                     _bump(self.capable_count, _leaf(part.name), 1)
                 continue
-            _add_with_ancestors(part.stack, flat)
+            add_with_ancestors(part.stack, flat)
             for index in part.indices:
                 layer = f"{part.stack}.{index}"
                 self.distinct = self.distinct and layer not in layers_seen
@@ -214,7 +214,7 @@ class BlockNames:
             for template, instances in zip(part.templates, part.instances):
                 names: dict[str, None] = {}
                 for module in template:
-                    _add_with_ancestors(module.name, names)
+                    add_with_ancestors(module.name, names)
                     if module.kind in LORA_MODULE_KINDS:
                         _bump(self.capable_count, _leaf(module.name), instances)
                 for name in names:
@@ -236,7 +236,7 @@ def _bump(counts: dict[str, int], key: str, by: int) -> None:
     counts[key] = counts.get(key, 0) + by
 
 
-def _add_with_ancestors(name: str, names: dict[str, None]) -> None:
+def add_with_ancestors(name: str, names: dict[str, None]) -> None:
     """``name`` and every name above it (``a``, ``a.b`` for ``a.b.c``), each once, parents first."""
     if name in names:
         return

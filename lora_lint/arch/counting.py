@@ -47,7 +47,7 @@ from math import prod
 from lora_lint.record import Record, replace
 
 from lora_lint.arch.adapted_layers import AdaptedLayers
-from lora_lint.arch.blocks import Block
+from lora_lint.arch.blocks import Block, add_with_ancestors
 from lora_lint.arch.families import SEQ_CLS
 from lora_lint.arch.model import (
     ALL_LINEAR_KINDS,
@@ -396,7 +396,7 @@ class _Counter:
                 return None  # full names of the linear layers reach PEFT's conversion
             if all_linear:  # the conversion turns "all-linear" into the last components of the linear layers
                 skipped = arch.by_name_flat.get(skip) if skip else None
-                leaves = {_leaf(m.name) for m in _distinct_modules(arch) if m.kind in ALL_LINEAR_KINDS and m is not skipped}
+                leaves = {_leaf(m.name) for m, _ in arch.weighted_modules() if m.kind in ALL_LINEAR_KINDS and m is not skipped}
                 listed, all_linear = sorted(leaves | set(_MOE_TARGETS[arch.moe_conversion])), False
             entries, parameters = self._convert_moe(list(listed))
             if self.errors:
@@ -1067,24 +1067,11 @@ def _leaf(name: str) -> str:
 
 def _containers(template: tuple[Module, ...]) -> list[str]:
     """The names above a layer's modules that are no module themselves (``self_attn``), relative to the layer."""
-    modules = {module.name for module in template}
     names: dict[str, None] = {}
-    for name in modules:
-        start = name.find(".")
-        while start != -1:
-            names.setdefault(name[:start], None)
-            start = name.find(".", start + 1)
+    for module in template:
+        add_with_ancestors(module.name, names)
+    modules = {module.name for module in template}
     return [name for name in names if name not in modules]
-
-
-def _distinct_modules(arch: Architecture) -> Iterable[Module]:
-    """The modules outside repeated layers, and each module of each distinct layer once (named relative to it)."""
-    for part in arch.parts:
-        if isinstance(part, Module):
-            yield part
-        else:
-            for template in part.templates:
-                yield from template
 
 
 def _suffix_in(key: str, targets: frozenset[str]) -> bool:

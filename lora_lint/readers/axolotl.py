@@ -177,18 +177,15 @@ def read(doc: Document) -> list[LoraSetup]:
     for name, key in (("datasets", "datasets"), ("val_datasets", "test_datasets")):
         if isinstance(data.get(key), list):
             builder.datasets(name, _records(builder, key, data[key]), key)
-    for key in EXTRA_KEYS:  # builder.extra(key, key), for top-level keys
-        if data.get(key) is not None:
-            setup.extras[key] = data[key]
+    for key in EXTRA_KEYS:
+        builder.extra(key, key)
     setup.extras.setdefault("adapter", None)
     # With a processor axolotl loads the image-text class of a multimodal model, not its text-only causal LM.
     setup.extras["loads_multimodal"] = data.get("processor_type") is not None
     setup.extras["fsdp"] = data.get("fsdp_config") is not None or data.get("fsdp") is not None  # axolotl's is_fsdp_enabled
     builder.unknown_keys(data, known_keys(), ALIASES)
-    settings = setup.settings
     for name, value in DEFAULTS.items():
-        if name not in settings:  # setup.default(name, value), without a call per default
-            setup.set(name, value, explicit=False)
+        setup.default(name, value)
     if setup.get("load_in_4bit"):
         for name, value in QLORA_DEFAULTS.items():
             setup.default(name, value)
